@@ -1,0 +1,23 @@
+//! The relay engine shared by every server: a bidirectional copy between a
+//! client stream and an upstream stream, with reused buffers, half-close,
+//! an idle timeout, per-direction speed limits and a zero-copy seam.
+//!
+//! ```no_run
+//! # async fn demo(mut client: tokio::net::TcpStream, mut conn: px_core::UpstreamConn) {
+//! use px_io::{RelayOpts, relay_upstream};
+//! let opts = RelayOpts { idle_timeout: Some(std::time::Duration::from_secs(300)), ..Default::default() };
+//! let outcome = relay_upstream(&mut client, &mut conn, b"", b"", &opts).await;
+//! log::info!("up {} down {}: {}", outcome.up_bytes, outcome.down_bytes, outcome.end.reason());
+//! # }
+//! ```
+
+mod copy;
+mod idle;
+mod limit;
+pub mod relay;
+pub mod splice;
+
+pub use relay::{
+    DEFAULT_BUF_SIZE, RelayEnd, RelayOpts, RelayOutcome, RelayPath, Side, relay, relay_tcp,
+    relay_upstream, relay_with_pending, splice_eligible,
+};

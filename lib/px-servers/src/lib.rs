@@ -1,0 +1,7 @@
+//! Server types, one module per type, each with its config parsing beside its code.
+//!
+//! Every type exposes `pub fn build(name, map, lookup) -> Result<Arc<dyn Server>, ConfigError>`
+//! where `map` is the module's YAML map with `name` and `type` already taken;
+//! `g3proxy/src/wiring.rs` maps `type:` names to these functions.
+
+pub mod common;

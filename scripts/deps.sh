@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages a step needs, only those missing.
+#   scripts/deps.sh build   # what building the workspace needs
+set -euo pipefail
+what="${1:-build}"
+need=()
+case "$what" in
+    build)
+        command -v cmake >/dev/null 2>&1 || need+=(cmake)
+        command -v cc >/dev/null 2>&1 || need+=(gcc)
+        ;;
+    *) echo "deps.sh: unknown step $what" >&2; exit 2 ;;
+esac
+if [ "${#need[@]}" -gt 0 ]; then
+    echo "[deps.sh] installing Debian packages: ${need[*]}" >&2
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
