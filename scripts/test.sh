@@ -68,5 +68,5 @@ export PX_PYTHON="$VENV_PY"
 # ---- build and test --------------------------------------------------------
 log "cargo build --workspace --bins"
 cargo build --workspace --bins
-log "cargo test --workspace $*"
-exec cargo test --workspace "$@"
+log "cargo test --workspace --no-fail-fast $*"
+exec cargo test --workspace --no-fail-fast "$@"

@@ -126,8 +126,11 @@ pub fn curl(args: &[&str]) -> Output {
 /// A response as curl saw it.
 #[derive(Debug)]
 pub struct CurlResponse {
-    /// `%{http_code}`: the last response's status, 0 if none.
+    /// `%{http_code}`: the last response's status, 0 if none. When a proxy refused a
+    /// CONNECT (`--proxytunnel`), the proxy's status (curl's `%{http_connect}`).
     pub code: u16,
+    /// `%{http_connect}`: the proxy's answer to CONNECT, 0 if none was sent.
+    pub connect_code: u16,
     /// Every head curl received (`-D`), proxy CONNECT replies included.
     pub headers: String,
     pub body: Vec<u8>,
@@ -176,12 +179,19 @@ pub fn curl_http(args: &[&str]) -> CurlResponse {
         .arg(&hdr)
         .arg("-o")
         .arg(&body)
-        .args(["-w", "%{http_code}"])
+        .args(["-w", "%{http_code} %{http_connect}"])
         .args(args);
     let out = run(&mut c, Duration::from_secs(CURL_MAX_TIME + 10));
-    let code = out.stdout_str().trim().parse().unwrap_or(0);
+    let w = out.stdout_str();
+    let mut it = w.split_whitespace().map(|v| v.parse::<u16>().unwrap_or(0));
+    let mut code = it.next().unwrap_or(0);
+    let connect_code = it.next().unwrap_or(0);
+    if code == 0 && connect_code != 0 && connect_code / 100 != 2 {
+        code = connect_code;
+    }
     CurlResponse {
         code,
+        connect_code,
         headers: std::fs::read_to_string(&hdr).unwrap_or_default(),
         body: std::fs::read(&body).unwrap_or_default(),
         out,
@@ -204,7 +214,14 @@ pub fn python_bin() -> PathBuf {
 pub fn python(script: &str, args: &[String], timeout: Duration) -> Output {
     let mut c = Command::new(python_bin());
     c.arg("-c").arg(script).args(args);
-    for v in ["http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"] {
+    for v in [
+        "http_proxy",
+        "https_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "all_proxy",
+    ] {
         c.env_remove(v);
     }
     c.env("PYTHONDONTWRITEBYTECODE", "1");
@@ -217,10 +234,7 @@ mod tests {
 
     #[test]
     fn run_kills_on_timeout() {
-        let out = run(
-            Command::new("sleep").arg("30"),
-            Duration::from_millis(300),
-        );
+        let out = run(Command::new("sleep").arg("30"), Duration::from_millis(300));
         assert!(out.timed_out);
         assert!(out.elapsed < Duration::from_secs(5));
     }

@@ -45,7 +45,11 @@ pub fn fill(template: &str, vars: &[(&str, String)]) -> String {
         let rest = &s[start + 1..];
         if let Some(end) = rest.find('@') {
             let name = &rest[..end];
-            if !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit()) {
+            if !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit())
+            {
                 panic!("placeholder @{name}@ left unfilled in config:\n{s}");
             }
         }
@@ -195,19 +199,21 @@ impl Daemon {
     /// Send a signal by name (`"TERM"`, `"INT"`, `"HUP"`, `"KILL"`...).
     pub fn signal(&mut self, name: &str) {
         if self.try_exit().is_some() {
-            panic!("cannot send SIG{name}: g3proxy already exited\n{}", self.describe());
+            panic!(
+                "cannot send SIG{name}: g3proxy already exited\n{}",
+                self.describe()
+            );
         }
         send_signal(self.pid(), signal_number(name));
     }
 
     /// The exit status if the process has exited (it is reaped once).
     pub fn try_exit(&mut self) -> Option<ExitStatus> {
-        if self.exit.is_none() {
-            if let Some(c) = self.child.as_mut() {
-                if let Ok(Some(st)) = c.try_wait() {
-                    self.exit = Some(st);
-                }
-            }
+        if self.exit.is_none()
+            && let Some(c) = self.child.as_mut()
+            && let Ok(Some(st)) = c.try_wait()
+        {
+            self.exit = Some(st);
         }
         self.exit
     }
@@ -294,10 +300,18 @@ pub fn check_config(path: &Path) -> (ExitStatus, String) {
         Duration::from_secs(30),
     );
     let Some(status) = out.status else {
-        panic!("g3proxy -t -c {} did not finish: {}", path.display(), out.describe());
+        panic!(
+            "g3proxy -t -c {} did not finish: {}",
+            path.display(),
+            out.describe()
+        );
     };
     if out.timed_out {
-        panic!("g3proxy -t -c {} timed out: {}", path.display(), out.describe());
+        panic!(
+            "g3proxy -t -c {} timed out: {}",
+            path.display(),
+            out.describe()
+        );
     }
     let mut text = out.stderr.clone();
     if !out.stdout.is_empty() {
@@ -312,7 +326,10 @@ mod tests {
 
     #[test]
     fn fill_replaces_and_checks() {
-        let s = fill("a: @X@\nb: @Y_2@\nmail: a@b", &[("X", "1".into()), ("Y_2", "two".into())]);
+        let s = fill(
+            "a: @X@\nb: @Y_2@\nmail: a@b",
+            &[("X", "1".into()), ("Y_2", "two".into())],
+        );
         assert_eq!(s, "a: 1\nb: two\nmail: a@b");
     }
 

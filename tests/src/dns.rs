@@ -62,8 +62,14 @@ impl Dnsmasq {
                 .arg("--user=root")
                 .arg("--cache-size=0")
                 .arg("--log-queries")
-                .arg(format!("--log-facility={}", dir.path().join("dnsmasq.log").display()))
-                .arg(format!("--pid-file={}", dir.path().join("dnsmasq.pid").display()));
+                .arg(format!(
+                    "--log-facility={}",
+                    dir.path().join("dnsmasq.log").display()
+                ))
+                .arg(format!(
+                    "--pid-file={}",
+                    dir.path().join("dnsmasq.pid").display()
+                ));
             for (name, ip) in records {
                 cmd.arg(format!("--address=/{name}/{ip}"));
             }
@@ -181,7 +187,8 @@ fn skip_name(msg: &[u8], mut i: usize) -> Option<usize> {
 /// Ask `server` for the A records of `name`. `Err("rcode N")` for an error answer.
 pub fn query_a(server: SocketAddr, name: &str, timeout: Duration) -> Result<Vec<Ipv4Addr>, String> {
     let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| e.to_string())?;
-    sock.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    sock.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
     let id: u16 = (std::process::id() as u16) ^ 0x5a5a;
     sock.send_to(&encode_query(id, name), server)
         .map_err(|e| e.to_string())?;

@@ -193,7 +193,8 @@ impl RawConn {
     /// Read an HTTP response head and its body. `head_request`: the request was HEAD
     /// (no body follows whatever the headers say).
     pub fn read_response(&mut self, head_request: bool) -> RawResponse {
-        self.try_read_response(head_request).unwrap_or_else(|e| panic!("{e}"))
+        self.try_read_response(head_request)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Like [`RawConn::read_response`], but an error instead of a panic.
@@ -245,7 +246,12 @@ impl RawConn {
                     .read_until(b"\r\n")
                     .ok_or("connection ended inside a chunk size line")?;
                 let line = String::from_utf8_lossy(&line).into_owned();
-                let size_str = line.trim().split(';').next().unwrap_or_default().to_string();
+                let size_str = line
+                    .trim()
+                    .split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
                 let size = usize::from_str_radix(size_str.trim(), 16)
                     .map_err(|_| format!("bad chunk size line {line:?}"))?;
                 if size == 0 {
@@ -271,7 +277,9 @@ impl RawConn {
             }
             resp.body = body;
         } else if let Some(cl) = resp.header("content-length") {
-            let n: usize = cl.parse().map_err(|_| format!("bad content-length {cl:?}"))?;
+            let n: usize = cl
+                .parse()
+                .map_err(|_| format!("bad content-length {cl:?}"))?;
             while self.buf.len() < n {
                 match self.fill() {
                     Ok(0) | Err(_) => {

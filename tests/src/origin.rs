@@ -285,7 +285,13 @@ async fn read_body(rd: &mut Reader, head: &Head) -> std::io::Result<(Vec<u8>, bo
                 return Err(invalid("eof inside chunked body"));
             }
             let s = String::from_utf8_lossy(&line);
-            let size_str = s.trim().split(';').next().unwrap_or_default().trim().to_string();
+            let size_str = s
+                .trim()
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_string();
             let size = usize::from_str_radix(&size_str, 16)
                 .map_err(|_| invalid(format!("bad chunk size {s:?}")))?;
             if size == 0 {
@@ -345,7 +351,11 @@ fn reason(code: u16) -> &'static str {
 
 enum Reply {
     Fixed(u16, Vec<u8>, Vec<(String, String)>),
-    Pattern { len: usize, chunked: bool, close: bool },
+    Pattern {
+        len: usize,
+        chunked: bool,
+        close: bool,
+    },
 }
 
 async fn write_pattern_body(wr: &mut Writer, len: usize, chunked: bool) -> std::io::Result<()> {
@@ -381,8 +391,8 @@ async fn serve_conn(stream: TcpStream, st: Arc<State>, conn_id: usize) -> std::i
         seq += 1;
         st.reqs.fetch_add(1, Ordering::SeqCst);
         let is_head = head.method.eq_ignore_ascii_case("HEAD");
-        let has_body = head.header("content-length").is_some()
-            || head.header("transfer-encoding").is_some();
+        let has_body =
+            head.header("content-length").is_some() || head.header("transfer-encoding").is_some();
         let expect = head
             .header("expect")
             .map(|v| v.eq_ignore_ascii_case("100-continue"))
@@ -392,17 +402,20 @@ async fn serve_conn(stream: TcpStream, st: Arc<State>, conn_id: usize) -> std::i
             wr.flush().await?;
         }
         let (body, chunked) = read_body(&mut rd, &head).await?;
-        st.seen.lock().unwrap_or_else(|e| e.into_inner()).push(SeenRequest {
-            conn_id,
-            seq,
-            method: head.method.clone(),
-            target: head.target.clone(),
-            version: head.version.clone(),
-            headers: head.headers.clone(),
-            body_len: body.len(),
-            expect_continue: expect,
-            chunked,
-        });
+        st.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(SeenRequest {
+                conn_id,
+                seq,
+                method: head.method.clone(),
+                target: head.target.clone(),
+                version: head.version.clone(),
+                headers: head.headers.clone(),
+                body_len: body.len(),
+                expect_continue: expect,
+                chunked,
+            });
 
         let http10 = head.version.eq_ignore_ascii_case("HTTP/1.0");
         let keep_alive = if head.has_token("connection", "close") {
@@ -436,11 +449,23 @@ async fn serve_conn(stream: TcpStream, st: Arc<State>, conn_id: usize) -> std::i
         } else if path == "/hello" {
             Reply::Fixed(200, b"hello world\n".to_vec(), vec![])
         } else if let Some(n) = path.strip_prefix("/pattern/").and_then(|n| n.parse().ok()) {
-            Reply::Pattern { len: n, chunked: false, close: false }
+            Reply::Pattern {
+                len: n,
+                chunked: false,
+                close: false,
+            }
         } else if let Some(n) = path.strip_prefix("/chunked/").and_then(|n| n.parse().ok()) {
-            Reply::Pattern { len: n, chunked: true, close: false }
+            Reply::Pattern {
+                len: n,
+                chunked: true,
+                close: false,
+            }
         } else if let Some(n) = path.strip_prefix("/close/").and_then(|n| n.parse().ok()) {
-            Reply::Pattern { len: n, chunked: false, close: true }
+            Reply::Pattern {
+                len: n,
+                chunked: false,
+                close: true,
+            }
         } else if let Some(c) = path.strip_prefix("/status/").and_then(|n| n.parse().ok()) {
             Reply::Fixed(c, Vec::new(), vec![])
         } else {
@@ -460,7 +485,11 @@ async fn serve_conn(stream: TcpStream, st: Arc<State>, conn_id: usize) -> std::i
                 }
                 close_after = !keep_alive;
             }
-            Reply::Pattern { len, chunked, close } => {
+            Reply::Pattern {
+                len,
+                chunked,
+                close,
+            } => {
                 h.push_str("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n");
                 if *close {
                     close_after = true;
@@ -485,7 +514,11 @@ async fn serve_conn(stream: TcpStream, st: Arc<State>, conn_id: usize) -> std::i
         if !is_head {
             match reply {
                 Reply::Fixed(_, b, _) => wr.write_all(&b).await?,
-                Reply::Pattern { len, chunked, close } => {
+                Reply::Pattern {
+                    len,
+                    chunked,
+                    close,
+                } => {
                     write_pattern_body(&mut wr, len, chunked && !close).await?;
                 }
             }
@@ -529,7 +562,10 @@ mod tests {
         let r = c2.read_response(false);
         assert_eq!(r.body, b"hello world\n");
         assert_eq!(r.header("connection"), Some("close"));
-        assert_eq!(c2.wait_closed(std::time::Duration::from_secs(5)), crate::net::Closed::Eof);
+        assert_eq!(
+            c2.wait_closed(std::time::Duration::from_secs(5)),
+            crate::net::Closed::Eof
+        );
         assert_eq!(o.connections(), 2);
     }
 
@@ -540,7 +576,10 @@ mod tests {
         c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nabcde");
         let r = c.read_response(false);
         assert_eq!(r.body, b"abcde");
-        assert_eq!(r.header("x-body-fnv1a"), Some(pattern::fnv1a_hex(b"abcde").as_str()));
+        assert_eq!(
+            r.header("x-body-fnv1a"),
+            Some(pattern::fnv1a_hex(b"abcde").as_str())
+        );
         c.send(
             b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
               3\r\nabc\r\n4;ext=1\r\ndefg\r\n0\r\nX-Trailer: 1\r\n\r\n",
@@ -548,7 +587,9 @@ mod tests {
         let r = c.read_response(false);
         assert_eq!(r.body, b"abcdefg");
         assert_eq!(r.header("x-body-chunked"), Some("true"));
-        c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n");
+        c.send(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n",
+        );
         let interim = c.read_until(b"\r\n\r\n").unwrap();
         assert_eq!(interim, b"HTTP/1.1 100 Continue\r\n\r\n");
         c.send(b"xyz");

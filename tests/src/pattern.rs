@@ -87,7 +87,10 @@ mod tests {
         assert!(check(&v, v.len()).is_ok());
         // shifting by any small amount must break it
         for shift in 1..300 {
-            assert!(check(&v[shift..], v.len() - shift).is_err(), "shift {shift}");
+            assert!(
+                check(&v[shift..], v.len() - shift).is_err(),
+                "shift {shift}"
+            );
         }
         let mut w = v.clone();
         w[4000] ^= 1;

@@ -147,7 +147,10 @@ pub fn udp_unwrap(d: &[u8]) -> Option<(SocketAddr, Vec<u8>)> {
             let mut o = [0u8; 16];
             o.copy_from_slice(&d[4..20]);
             let port = u16::from_be_bytes([d[20], d[21]]);
-            Some((SocketAddr::from((Ipv6Addr::from(o), port)), d[22..].to_vec()))
+            Some((
+                SocketAddr::from((Ipv6Addr::from(o), port)),
+                d[22..].to_vec(),
+            ))
         }
         _ => None,
     }
@@ -169,7 +172,11 @@ impl UdpAssociation {
         let local = sock.local_addr().expect("addr");
         let mut control = RawConn::connect(proxy_port);
         greet5(&mut control);
-        request5(&mut control, 0x03, &Dst::V4(Ipv4Addr::UNSPECIFIED, local.port()));
+        request5(
+            &mut control,
+            0x03,
+            &Dst::V4(Ipv4Addr::UNSPECIFIED, local.port()),
+        );
         let r = read_reply5(&mut control);
         if r.rep != 0 {
             return Err(r.rep);

@@ -30,15 +30,29 @@ fn curl_get_and_head() {
 
     let r = curl_http(&["-x", &px, "-I", &origin.url("/pattern/12345")]);
     assert_eq!(r.code, 200, "{}", r.describe());
-    assert_eq!(r.header("content-length").as_deref(), Some("12345"), "{}", r.describe());
-    assert!(r.body.is_empty(), "HEAD must carry no body: {}", r.describe());
+    assert_eq!(
+        r.header("content-length").as_deref(),
+        Some("12345"),
+        "{}",
+        r.describe()
+    );
+    assert!(
+        r.body.is_empty(),
+        "HEAD must carry no body: {}",
+        r.describe()
+    );
 
     let r = curl_http(&["-x", &px, &origin.url("/chunked/100000")]);
     assert_eq!(r.code, 200, "{}", r.describe());
     pattern::check(&r.body, 100_000).unwrap();
 
     let r = curl_http(&["-x", &px, &origin.url("/status/404")]);
-    assert_eq!(r.code, 404, "upstream status passes through: {}", r.describe());
+    assert_eq!(
+        r.code,
+        404,
+        "upstream status passes through: {}",
+        r.describe()
+    );
 
     let methods: Vec<String> = origin.requests().iter().map(|q| q.method.clone()).collect();
     assert_eq!(methods, ["GET", "HEAD", "GET", "GET"]);
@@ -59,9 +73,22 @@ fn curl_post_content_length_chunked_and_expect_continue() {
     let fnv = pattern::fnv1a_hex(&data);
 
     // Content-Length (curl's automatic Expect turned off)
-    let r = curl_http(&["-x", &px, "-H", "Expect:", "--data-binary", &at_file, &origin.url("/echo")]);
+    let r = curl_http(&[
+        "-x",
+        &px,
+        "-H",
+        "Expect:",
+        "--data-binary",
+        &at_file,
+        &origin.url("/echo"),
+    ]);
     assert_eq!(r.code, 200, "{}", r.describe());
-    assert_eq!(r.header("x-body-fnv1a").as_deref(), Some(fnv.as_str()), "{}", r.describe());
+    assert_eq!(
+        r.header("x-body-fnv1a").as_deref(),
+        Some(fnv.as_str()),
+        "{}",
+        r.describe()
+    );
     pattern::check(&r.body, data.len()).unwrap();
 
     // chunked request body
@@ -77,8 +104,18 @@ fn curl_post_content_length_chunked_and_expect_continue() {
         &origin.url("/echo"),
     ]);
     assert_eq!(r.code, 200, "{}", r.describe());
-    assert_eq!(r.header("x-body-len").as_deref(), Some("200000"), "{}", r.describe());
-    assert_eq!(r.header("x-body-fnv1a").as_deref(), Some(fnv.as_str()), "{}", r.describe());
+    assert_eq!(
+        r.header("x-body-len").as_deref(),
+        Some("200000"),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(
+        r.header("x-body-fnv1a").as_deref(),
+        Some(fnv.as_str()),
+        "{}",
+        r.describe()
+    );
     pattern::check(&r.body, data.len()).unwrap();
 
     // Expect: 100-continue; curl waits up to 10 s for the 100 before sending the body
@@ -100,7 +137,12 @@ fn curl_post_content_length_chunked_and_expect_continue() {
         r.describe()
     );
     assert!(r.out.elapsed < Duration::from_secs(8), "{}", r.describe());
-    assert_eq!(r.header("x-body-fnv1a").as_deref(), Some(fnv.as_str()), "{}", r.describe());
+    assert_eq!(
+        r.header("x-body-fnv1a").as_deref(),
+        Some(fnv.as_str()),
+        "{}",
+        r.describe()
+    );
 
     let seen = origin.requests();
     assert_eq!(seen.len(), 3);
@@ -118,7 +160,9 @@ fn raw_expect_100_continue_arrives_before_the_body() {
         origin.addr()
     );
     c.send(head.as_bytes());
-    let interim = c.read_until(b"\r\n\r\n").expect("an interim 100 response before the body");
+    let interim = c
+        .read_until(b"\r\n\r\n")
+        .expect("an interim 100 response before the body");
     let interim = String::from_utf8_lossy(&interim).into_owned();
     assert!(interim.starts_with("HTTP/1.1 100"), "got {interim:?}");
     c.send(b"hello world");
@@ -149,7 +193,14 @@ fn big_bodies_16mib_both_directions() {
     let at_file = format!("@{}", file.display());
     let fnv = pattern::fnv1a_hex(&data);
     for chunked in [false, true] {
-        let mut args = vec!["-x", px.as_str(), "-H", "Expect:", "--data-binary", &at_file];
+        let mut args = vec![
+            "-x",
+            px.as_str(),
+            "-H",
+            "Expect:",
+            "--data-binary",
+            &at_file,
+        ];
         if chunked {
             args.extend(["-H", "Transfer-Encoding: chunked"]);
         }
@@ -157,7 +208,11 @@ fn big_bodies_16mib_both_directions() {
         args.push(&url);
         let r = curl_http(&args);
         assert_eq!(r.code, 200, "chunked={chunked}: {}", r.describe());
-        assert_eq!(r.header("x-body-fnv1a").as_deref(), Some(fnv.as_str()), "chunked={chunked}");
+        assert_eq!(
+            r.header("x-body-fnv1a").as_deref(),
+            Some(fnv.as_str()),
+            "chunked={chunked}"
+        );
         pattern::check(&r.body, big).unwrap();
     }
 }
@@ -169,12 +224,21 @@ fn close_delimited_response_then_next_request() {
     let px = http_proxy_url(http);
     // one curl, two URLs: the close-delimited body must end cleanly and the next
     // request must still be served (on a new upstream connection)
-    let out = curl(&["-x", &px, &origin.url("/close/300000"), &origin.url("/hello")]);
+    let out = curl(&[
+        "-x",
+        &px,
+        &origin.url("/close/300000"),
+        &origin.url("/hello"),
+    ]);
     assert!(out.success(), "{}", out.describe());
     assert!(out.stdout.len() == 300_000 + 12, "{}", out.describe());
     pattern::check(&out.stdout[..300_000], 300_000).unwrap();
     assert_eq!(&out.stdout[300_000..], b"hello world\n");
-    assert_eq!(origin.connections(), 2, "a closed upstream connection cannot be reused");
+    assert_eq!(
+        origin.connections(),
+        2,
+        "a closed upstream connection cannot be reused"
+    );
 }
 
 #[test]
@@ -197,7 +261,13 @@ fn keep_alive_reuses_the_upstream_connection() {
     let origin2 = HttpOrigin::start();
     let mut c = RawConn::connect(http);
     let host = origin2.addr().to_string();
-    c.send(format!("GET {} HTTP/1.1\r\nHost: {host}\r\n\r\n", origin2.url("/hello")).as_bytes());
+    c.send(
+        format!(
+            "GET {} HTTP/1.1\r\nHost: {host}\r\n\r\n",
+            origin2.url("/hello")
+        )
+        .as_bytes(),
+    );
     let r1 = c.read_response(false);
     c.send(
         format!(
@@ -207,7 +277,13 @@ fn keep_alive_reuses_the_upstream_connection() {
         .as_bytes(),
     );
     let r2 = c.read_response(false);
-    c.send(format!("HEAD {} HTTP/1.1\r\nHost: {host}\r\n\r\n", origin2.url("/pattern/99")).as_bytes());
+    c.send(
+        format!(
+            "HEAD {} HTTP/1.1\r\nHost: {host}\r\n\r\n",
+            origin2.url("/pattern/99")
+        )
+        .as_bytes(),
+    );
     let r3 = c.read_response(true);
     assert_eq!((r1.status, r2.status, r3.status), (200, 200, 200));
     assert_eq!(r2.body, b"abc");
@@ -247,8 +323,18 @@ fn hop_by_hop_headers_are_not_forwarded() {
     let r = c.read_response(false);
     assert_eq!(r.status, 200, "{}", r.head);
     let seen = &origin.requests()[0];
-    for h in ["x-hop", "proxy-connection", "keep-alive", "proxy-authorization", "te"] {
-        assert!(seen.header(h).is_none(), "{h} reached the origin: {:?}", seen.headers);
+    for h in [
+        "x-hop",
+        "proxy-connection",
+        "keep-alive",
+        "proxy-authorization",
+        "te",
+    ] {
+        assert!(
+            seen.header(h).is_none(),
+            "{h} reached the origin: {:?}",
+            seen.headers
+        );
     }
     assert_eq!(seen.header("x-end"), Some("kept"), "{:?}", seen.headers);
 }
@@ -263,7 +349,11 @@ fn connect_tunnels() {
     let r = curl_http(&["--proxytunnel", "-x", &px, &origin.url("/hello")]);
     assert_eq!(r.code, 200, "{}", r.describe());
     assert_eq!(r.body, b"hello world\n");
-    assert!(r.headers.starts_with("HTTP/1.1 200") || r.headers.starts_with("HTTP/1.0 200"), "{}", r.describe());
+    assert!(
+        r.headers.starts_with("HTTP/1.1 200") || r.headers.starts_with("HTTP/1.0 200"),
+        "{}",
+        r.describe()
+    );
 
     let mut c = RawConn::connect(http);
     c.send(format!("CONNECT {0} HTTP/1.1\r\nHost: {0}\r\n\r\n", echo.addr()).as_bytes());
@@ -279,7 +369,11 @@ fn connect_tunnels() {
     writer.join().unwrap();
     pattern::check(&back, 256 * 1024).unwrap();
     c.shutdown_write();
-    assert_eq!(c.wait_closed(Duration::from_secs(5)), Closed::Eof, "half-close passes through");
+    assert_eq!(
+        c.wait_closed(Duration::from_secs(5)),
+        Closed::Eof,
+        "half-close passes through"
+    );
 }
 
 const REQUESTS_SCRIPT: &str = r#"
@@ -314,7 +408,11 @@ fn python_requests_through_http_proxy() {
         &[http_proxy_url(http), format!("http://{}", origin.addr())],
         Duration::from_secs(60),
     );
-    assert!(out.success() && out.stdout_str().contains("OK"), "{}", out.describe());
+    assert!(
+        out.success() && out.stdout_str().contains("OK"),
+        "{}",
+        out.describe()
+    );
     let seen = origin.requests();
     assert_eq!(seen.len(), 5, "{seen:?}");
     assert_eq!(seen[3].body_len, 50_000);
@@ -338,7 +436,11 @@ print("OK")
         &[http_proxy_url(http), origin.url("/hello")],
         Duration::from_secs(60),
     );
-    assert!(out.success() && out.stdout_str().contains("OK"), "{}", out.describe());
+    assert!(
+        out.success() && out.stdout_str().contains("OK"),
+        "{}",
+        out.describe()
+    );
     assert_eq!(origin.request_count(), 4);
     assert_eq!(origin.connections(), 1, "4 requests, 1 upstream connection");
 }

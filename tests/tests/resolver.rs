@@ -22,13 +22,24 @@ fn records() -> Vec<(&'static str, &'static str)> {
 fn resolves_through(resolvers: &str, dns: &Dnsmasq) -> Daemon {
     let origin = HttpOrigin::start();
     let (http, socks) = (net::free_tcp_port(), net::free_tcp_port());
-    let yaml = Standard::new().http(http).socks(socks).resolvers(resolvers).render();
+    let yaml = Standard::new()
+        .http(http)
+        .socks(socks)
+        .resolvers(resolvers)
+        .render();
     let d = Daemon::start(&yaml, &[http, socks]);
     let before = dns.queries_for("origin.test");
     let url = origin.url_with_host("origin.test", "/hello");
 
     let r = curl_http(&["-x", &http_proxy_url(http), &url]);
-    assert_eq!(r.code, 200, "{}\n{}\n--- dnsmasq ---\n{}", r.describe(), d.describe(), dns.log());
+    assert_eq!(
+        r.code,
+        200,
+        "{}\n{}\n--- dnsmasq ---\n{}",
+        r.describe(),
+        d.describe(),
+        dns.log()
+    );
     assert_eq!(r.body, b"hello world\n");
     let r = curl_http(&["--socks5-hostname", &hostport(socks), &url]);
     assert_eq!(r.code, 200, "{}\n{}", r.describe(), d.describe());
@@ -98,10 +109,18 @@ fn unknown_name_fails_cleanly_then_a_known_one_works() {
     let dns = Dnsmasq::start(&records());
     let origin = HttpOrigin::start();
     let (http, socks_port) = (net::free_tcp_port(), net::free_tcp_port());
-    let yaml = Standard::new().http(http).socks(socks_port).dns(dns.port()).render();
+    let yaml = Standard::new()
+        .http(http)
+        .socks(socks_port)
+        .dns(dns.port())
+        .render();
     let mut d = Daemon::start(&yaml, &[http, socks_port]);
 
-    let r = curl_http(&["-x", &http_proxy_url(http), &origin.url_with_host("nx.test", "/hello")]);
+    let r = curl_http(&[
+        "-x",
+        &http_proxy_url(http),
+        &origin.url_with_host("nx.test", "/hello"),
+    ]);
     assert!(
         r.code == 502 || r.code == 504,
         "NXDOMAIN through the http proxy: want 502 or 504: {}",
@@ -110,7 +129,11 @@ fn unknown_name_fails_cleanly_then_a_known_one_works() {
     let (_c, rep) = socks::connect5(socks_port, &Dst::Name("nx.test".into(), origin.port()));
     assert_eq!(rep.rep, 0x04, "NXDOMAIN through SOCKS5 is host unreachable");
 
-    let r = curl_http(&["-x", &http_proxy_url(http), &origin.url_with_host("origin.test", "/hello")]);
+    let r = curl_http(&[
+        "-x",
+        &http_proxy_url(http),
+        &origin.url_with_host("origin.test", "/hello"),
+    ]);
     assert_eq!(r.code, 200, "{}", r.describe());
     assert!(d.is_running());
 }

@@ -26,7 +26,10 @@ struct Env {
 fn start() -> Env {
     let dns = Dnsmasq::start(&[("origin.test", "127.0.0.1"), ("denied.test", "127.0.0.2")]);
     let socks = net::free_tcp_port();
-    let daemon = Daemon::start(&Standard::new().socks(socks).dns(dns.port()).render(), &[socks]);
+    let daemon = Daemon::start(
+        &Standard::new().socks(socks).dns(dns.port()).render(),
+        &[socks],
+    );
     Env {
         _dns: dns,
         daemon,
@@ -48,11 +51,22 @@ fn curl_socks4_socks4a_socks5_socks5_hostname() {
         ("--socks5-hostname", &by_name),
     ] {
         let r = curl_http(&[flag, &sp, url]);
-        assert_eq!(r.code, 200, "{flag} {url}: {}\n{}", r.describe(), env.daemon.describe());
+        assert_eq!(
+            r.code,
+            200,
+            "{flag} {url}: {}\n{}",
+            r.describe(),
+            env.daemon.describe()
+        );
         assert_eq!(r.body, b"hello world\n", "{flag}");
     }
     // HEAD, a POST and a 16 MiB download through socks5-hostname
-    let r = curl_http(&["--socks5-hostname", &sp, "-I", &origin.url_with_host("origin.test", "/pattern/777")]);
+    let r = curl_http(&[
+        "--socks5-hostname",
+        &sp,
+        "-I",
+        &origin.url_with_host("origin.test", "/pattern/777"),
+    ]);
     assert_eq!(r.code, 200, "{}", r.describe());
     assert_eq!(r.header("content-length").as_deref(), Some("777"));
     let r = curl_http(&[
@@ -109,9 +123,9 @@ print("OK")
 
 const PYSOCKS_UDP: &str = r#"
 import sys, socket, socks
-ph, pp, th, tp = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+ph, pp, th, tp, rdns = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5] == "1"
 s = socks.socksocket(socket.AF_INET, socket.SOCK_DGRAM)
-s.set_proxy(socks.SOCKS5, ph, pp, rdns=True)
+s.set_proxy(socks.SOCKS5, ph, pp, rdns=rdns)
 s.settimeout(5)
 for i in range(5):
     msg = b"udp-%d-" % i + bytes(range(256)) * 4
@@ -122,29 +136,43 @@ s.close()
 print("OK")
 "#;
 
+fn pysocks_udp(env: &Env, echo: &UdpEcho, target: &str, rdns: bool) {
+    let out = cmd::python(
+        PYSOCKS_UDP,
+        &[
+            "127.0.0.1".into(),
+            env.socks.to_string(),
+            target.into(),
+            echo.port().to_string(),
+            if rdns { "1" } else { "0" }.into(),
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(
+        out.success() && out.stdout_str().contains("OK"),
+        "target {target}: {}\n{}",
+        out.describe(),
+        env.daemon.describe()
+    );
+}
+
+/// PySocks announces `0.0.0.0:<its port>` in UDP ASSOCIATE and sends to an IPv4 target.
 #[test]
 fn pysocks_udp_associate_relays_to_udp_echo() {
     let echo = UdpEcho::start();
     let env = start();
-    for target in ["127.0.0.1", "origin.test"] {
-        let out = cmd::python(
-            PYSOCKS_UDP,
-            &[
-                "127.0.0.1".into(),
-                env.socks.to_string(),
-                target.into(),
-                echo.port().to_string(),
-            ],
-            Duration::from_secs(30),
-        );
-        assert!(
-            out.success() && out.stdout_str().contains("OK"),
-            "target {target}: {}\n{}",
-            out.describe(),
-            env.daemon.describe()
-        );
-    }
-    assert_eq!(echo.datagrams(), 10);
+    pysocks_udp(&env, &echo, "127.0.0.1", false);
+    assert_eq!(echo.datagrams(), 5);
+}
+
+/// With remote DNS PySocks sends datagrams for a domain target (the daemon resolves
+/// it), and announces its own address as the domain "0" in UDP ASSOCIATE.
+#[test]
+fn pysocks_udp_associate_with_remote_dns() {
+    let echo = UdpEcho::start();
+    let env = start();
+    pysocks_udp(&env, &echo, "origin.test", true);
+    assert_eq!(echo.datagrams(), 5);
 }
 
 #[test]
@@ -152,25 +180,40 @@ fn raw_udp_associate_is_bound_to_its_control_connection() {
     let echo = UdpEcho::start();
     let env = start();
     let assoc = UdpAssociation::open(env.socks).unwrap_or_else(|rep| {
-        panic!("UDP ASSOCIATE refused with {rep:#x}\n{}", env.daemon.describe())
+        panic!(
+            "UDP ASSOCIATE refused with {rep:#x}\n{}",
+            env.daemon.describe()
+        )
     });
     for i in 0..3u8 {
         let payload = vec![i; 1000];
         assoc.send(&Dst::local(echo.port()), &payload);
         let (from, back) = assoc.recv().expect("a datagram back through the relay");
         assert_eq!(back, payload);
-        assert_eq!(from, echo.addr(), "the relay names the echo server as the source");
+        assert_eq!(
+            from,
+            echo.addr(),
+            "the relay names the echo server as the source"
+        );
     }
     assert_eq!(echo.datagrams(), 3);
     // closing the control connection ends the association
-    let UdpAssociation { control, relay, sock } = assoc;
+    let UdpAssociation {
+        control,
+        relay,
+        sock,
+    } = assoc;
     drop(control);
     std::thread::sleep(Duration::from_millis(500));
-    sock.set_read_timeout(Some(Duration::from_millis(700))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
     let _ = sock.send_to(&socks::udp_wrap(&Dst::local(echo.port()), b"late"), relay);
     let mut buf = [0u8; 2048];
     let late = sock.recv_from(&mut buf);
-    assert!(late.is_err(), "a datagram was relayed after the control connection closed");
+    assert!(
+        late.is_err(),
+        "a datagram was relayed after the control connection closed"
+    );
     assert_eq!(echo.datagrams(), 3, "the late datagram reached the target");
 }
 
@@ -200,14 +243,22 @@ fn raw_socks5_connect_reply_codes() {
 
     // IPv6 loopback: the egress filter refuses loopback by default
     let (_c, r) = socks::connect5(env.socks, &Dst::V6(Ipv6Addr::LOCALHOST, echo.port()));
-    assert_eq!(r.rep, 0x02, "[::1] is loopback, not allowed by the egress filter");
+    assert_eq!(
+        r.rep, 0x02,
+        "[::1] is loopback, not allowed by the egress filter"
+    );
 
     // SOCKS4 too
     let (mut c, rep) = socks::connect4(env.socks, Ipv4Addr::LOCALHOST, echo.port(), None);
     assert_eq!(rep, 90);
     c.send(b"four");
     assert_eq!(c.read_exact_n(4), b"four");
-    let (mut c, rep) = socks::connect4(env.socks, Ipv4Addr::UNSPECIFIED, echo.port(), Some("origin.test"));
+    let (mut c, rep) = socks::connect4(
+        env.socks,
+        Ipv4Addr::UNSPECIFIED,
+        echo.port(),
+        Some("origin.test"),
+    );
     assert_eq!(rep, 90, "SOCKS4a");
     c.send(b"4a4a");
     assert_eq!(c.read_exact_n(4), b"4a4a");

@@ -150,7 +150,7 @@ macro_rules! lookup_kind {
                 }
                 return Err(format!("{} `{name}` has errors", $label));
             }
-            if let Some(h) = self.existing.and_then(|e| e.$field(name)) {
+            if let Some(h) = self.existing.and_then(|e| e.$fn(name)) {
                 return Ok(h);
             }
             Err(format!("no {} named `{name}`", $label))
@@ -205,7 +205,12 @@ impl Session<'_> {
     fn build_doc(&self, kind: Kind, doc: &ModuleDoc) -> Result<(), ConfigError> {
         let (name, ty, map) = head(kind, doc)?;
         let type_err = |ty: &Option<String>| -> ConfigError {
-            let root = Val::root(&doc.node, &format!("{}[{name}].type", kind.section()));
+            let module = Val::root(&doc.node, &format!("{}[{name}]", kind.section()));
+            let root = module
+                .map()
+                .ok()
+                .and_then(|mut m| m.get("type"))
+                .unwrap_or(module);
             match ty {
                 Some(t) if g3_knows(kind, t) => root.err(format!(
                     "{} type `{t}` is known to g3proxy but not implemented yet by this proxy",
@@ -216,7 +221,7 @@ impl Session<'_> {
             }
         };
         let fp = doc.node.fingerprint();
-        let mut built_set = |b: &mut BuiltSet| {
+        let built_set = |b: &mut BuiltSet| {
             b.fingerprints.insert((kind, name.clone()), fp.clone());
         };
         match kind {

@@ -210,10 +210,10 @@ where
         if up_done && down_done {
             return Poll::Ready(RelayEnd::Closed(first_closed.unwrap_or(Side::Client)));
         }
-        if let Some(idle) = &mut idle {
-            if idle.poll_idle(cx, up.bytes + down.bytes).is_ready() {
-                return Poll::Ready(RelayEnd::IdleTimeout);
-            }
+        if let Some(idle) = &mut idle
+            && idle.poll_idle(cx, up.bytes + down.bytes).is_ready()
+        {
+            return Poll::Ready(RelayEnd::IdleTimeout);
         }
         Poll::Pending
     })

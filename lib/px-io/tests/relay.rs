@@ -178,7 +178,7 @@ async fn upstream_reset_is_reported_as_upstream_error() {
         .await
     });
     tokio::time::sleep(Duration::from_millis(20)).await;
-    upstream_app.set_linger(Some(Duration::ZERO)).unwrap();
+    upstream_app.set_zero_linger().unwrap();
     drop(upstream_app);
     let out = relay_task.await.unwrap();
     assert_eq!(out.end.failed_side(), Some(Side::Upstream), "{:?}", out.end);

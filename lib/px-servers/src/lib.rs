@@ -5,3 +5,4 @@
 //! `g3proxy/src/wiring.rs` maps `type:` names to these functions.
 
 pub mod common;
+pub mod socks_proxy;

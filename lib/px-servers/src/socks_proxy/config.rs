@@ -117,7 +117,8 @@ impl SocksProxyConfig {
             None => UdpSpeedLimit::default(),
         };
         let tcp_copy_buffer_size = opt_size(map, "tcp_copy_buffer_size", 16 * 1024)?.max(4 * 1024);
-        let tcp_copy_yield_size = opt_size(map, "tcp_copy_yield_size", 1024 * 1024)?.max(256 * 1024);
+        let tcp_copy_yield_size =
+            opt_size(map, "tcp_copy_yield_size", 1024 * 1024)?.max(256 * 1024);
         let udp_relay_packet_size = opt_size(map, "udp_relay_packet_size", 4 * 1024)?;
         let udp_relay_packet_size = udp_relay_packet_size.clamp(512, 16 * 1024);
         let udp_relay_yield_size = opt_size(map, "udp_relay_yield_size", 1024 * 1024)?.max(1);

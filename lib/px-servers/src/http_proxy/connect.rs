@@ -1,0 +1,66 @@
+//! CONNECT tunnels.
+//!
+//! The authority is checked against `dst_port_filter` and `dst_host_filter_set` (403), the escaper
+//! connects (403 / 502 / 504 on failure), the client gets `HTTP/1.1 200 Connection established`,
+//! and px-io relays both ways with the server's `tcp_sock_speed_limit` on the client side and the
+//! escaper's limit on the upstream side, until both sides close or nothing moves for the task idle
+//! time. Bytes the client sent right behind its CONNECT head are forwarded first.
+
+use std::time::Duration;
+
+use px_http::{RequestHead, RequestTarget};
+use tokio::io::AsyncWriteExt;
+
+use super::config::HttpProxyConfig;
+use super::conn::{ClientConn, ClientStream};
+use super::reply::status_for_connect_error;
+use super::upstream::{connect_raw, upstream_addr};
+use crate::common::check_target;
+
+/// The reply that opens a tunnel.
+const ESTABLISHED: &[u8] = b"HTTP/1.1 200 Connection established\r\n\r\n";
+/// How long sending the 200 reply may take.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs one CONNECT request to its end; the client connection ends with it.
+pub(crate) async fn tunnel<S: ClientStream>(cfg: &HttpProxyConfig, mut conn: ClientConn<S>, head: RequestHead) {
+    let RequestTarget::Authority(authority) = &head.target else {
+        return conn.fail(400, "CONNECT needs a host:port target").await;
+    };
+    let target = upstream_addr(authority);
+    if let Err(denied) = check_target(&cfg.common, &target) {
+        return conn.fail(403, &denied.to_string()).await;
+    }
+    conn.upstream = None;
+    let mut upstream = match connect_raw(cfg, &target, &conn.info).await {
+        Ok(u) => u,
+        Err(e) => {
+            let text = format!("cannot connect to {target}: {e}");
+            return conn.fail(status_for_connect_error(&e), &text).await;
+        }
+    };
+    let sent = tokio::time::timeout(REPLY_TIMEOUT, async {
+        conn.io.write_all(ESTABLISHED).await?;
+        conn.io.flush().await
+    })
+    .await;
+    if !matches!(sent, Ok(Ok(()))) {
+        return;
+    }
+    let pending = conn.io.buffer().to_vec();
+    let mut client = conn.io.into_inner().into_inner().into_inner();
+    let opts = px_io::RelayOpts {
+        buf_size: cfg.tcp_copy_buffer_size,
+        idle_timeout: Some(cfg.task_idle_timeout),
+        client_limit: cfg.common.tcp_sock_speed_limit,
+        ..Default::default()
+    };
+    let outcome = px_io::relay_upstream(&mut client, &mut upstream, &pending, b"", &opts).await;
+    log::debug!(
+        "http_proxy: tunnel {} -> {target}: up {} down {}, {}",
+        conn.info.peer_addr,
+        outcome.up_bytes,
+        outcome.down_bytes,
+        outcome.end.reason()
+    );
+}

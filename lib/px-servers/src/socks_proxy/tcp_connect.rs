@@ -1,0 +1,233 @@
+//! CONNECT tasks (SOCKS4, 4a and 5): policy, escaper connect, reply, relay.
+//!
+//! SOCKS5 reply codes: 0x02 when `dst_host_filter_set`, `dst_port_filter` or the escaper's egress
+//! filter refuses the target, 0x03 network unreachable, 0x04 host unreachable (also a failed or
+//! invalid name), 0x05 refused, 0x06 connect timeout, 0x07 unsupported by the escaper, 0x01 anything
+//! else. SOCKS4 answers 0x5B for every failure.
+
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::time::Duration;
+
+use px_core::{
+    ConnectError, Host, ResolveError, TcpConnectRequest, UpstreamAddr, UpstreamConn, UpstreamStream,
+};
+use px_socks::{Socks4Reply, Socks5Reply, SocksAddr};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::config::SocksProxyConfig;
+use super::negotiate::SOCKS4_UNSPECIFIED;
+use super::relay::{RelayConfig, RelayStats, relay};
+use crate::common::check_target;
+use px_core::ClientInfo;
+
+/// Upper bound on an escaper's connect, over its own timeouts.
+pub(crate) const CONNECT_GUARD: Duration = Duration::from_secs(120);
+
+/// The SOCKS5 reply for a failed connect.
+pub(crate) fn reply_for(e: &ConnectError) -> Socks5Reply {
+    match e {
+        ConnectError::ForbiddenIp(_)
+        | ConnectError::Forbidden(_)
+        | ConnectError::Resolve(ResolveError::Refused) => Socks5Reply::NotAllowed,
+        ConnectError::Resolve(_) | ConnectError::HostUnreachable => Socks5Reply::HostUnreachable,
+        ConnectError::NetworkUnreachable => Socks5Reply::NetworkUnreachable,
+        ConnectError::Refused => Socks5Reply::ConnectionRefused,
+        ConnectError::TimedOut => Socks5Reply::TtlExpired,
+        ConnectError::Unsupported(_) => Socks5Reply::CommandNotSupported,
+        ConnectError::Io(_) => Socks5Reply::GeneralFailure,
+    }
+}
+
+/// The target as px-core sees it; `None` for a domain that is not a valid host name.
+pub(crate) fn upstream_of(a: &SocksAddr) -> Option<UpstreamAddr> {
+    match a {
+        SocksAddr::Ip(sa) => Some(UpstreamAddr::new(
+            Host::Ip(sa.ip().to_canonical()),
+            sa.port(),
+        )),
+        SocksAddr::Domain(d, port) => Host::parse(d).map(|h| UpstreamAddr::new(h, *port)),
+    }
+}
+
+/// Checks the target and connects through the escaper, mapping every failure to a reply.
+async fn open(
+    cfg: &SocksProxyConfig,
+    client: &ClientInfo,
+    target: &SocksAddr,
+) -> Result<UpstreamConn, Socks5Reply> {
+    let Some(upstream) = upstream_of(target) else {
+        log::debug!("socks {}: invalid target host {target}", cfg.common.name);
+        return Err(Socks5Reply::HostUnreachable);
+    };
+    if let Err(denied) = check_target(&cfg.common, &upstream) {
+        log::debug!("socks {}: {denied}", cfg.common.name);
+        return Err(Socks5Reply::NotAllowed);
+    }
+    let req = TcpConnectRequest {
+        target: upstream,
+        client_addr: client.peer_addr,
+        resolve_strategy: None,
+    };
+    let escaper = cfg.common.escaper.get();
+    match tokio::time::timeout(CONNECT_GUARD, escaper.connect_tcp(&req)).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => {
+            log::debug!("socks {}: connect to {target} failed: {e}", cfg.common.name);
+            Err(reply_for(&e))
+        }
+        Err(_) => Err(Socks5Reply::TtlExpired),
+    }
+}
+
+fn relay_config(cfg: &SocksProxyConfig, conn: &UpstreamConn) -> RelayConfig {
+    RelayConfig {
+        buffer_size: cfg.tcp_copy_buffer_size,
+        yield_size: cfg.tcp_copy_yield_size,
+        idle_interval: cfg.task_idle_check_interval,
+        idle_max: cfg.task_idle_max_count,
+        limit: cfg.common.tcp_sock_speed_limit.stricter(conn.speed_limit),
+    }
+}
+
+async fn relay_to<C>(client: C, conn: UpstreamConn, rc: RelayConfig) -> RelayStats
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    match conn.stream {
+        UpstreamStream::Tcp(s) => relay(client, s, rc).await,
+        UpstreamStream::Other(s) => relay(client, s, rc).await,
+    }
+}
+
+/// Serves a SOCKS5 CONNECT whose request has been read.
+pub(crate) async fn serve_socks5<S>(
+    cfg: &SocksProxyConfig,
+    mut stream: S,
+    client: ClientInfo,
+    target: SocksAddr,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let conn = match open(cfg, &client, &target).await {
+        Ok(c) => c,
+        Err(code) => {
+            let _ = tokio::time::timeout(
+                cfg.negotiation_timeout,
+                code.write(&mut stream, &SocksAddr::unspecified()),
+            )
+            .await;
+            return;
+        }
+    };
+    let bound = SocksAddr::Ip(SocketAddr::new(
+        conn.local_addr.ip().to_canonical(),
+        conn.local_addr.port(),
+    ));
+    let sent = tokio::time::timeout(
+        cfg.negotiation_timeout,
+        Socks5Reply::Succeeded.write(&mut stream, &bound),
+    )
+    .await;
+    if !matches!(sent, Ok(Ok(()))) {
+        return;
+    }
+    let peer = conn.peer_addr;
+    let rc = relay_config(cfg, &conn);
+    let stats = relay_to(stream, conn, rc).await;
+    log::debug!(
+        "socks {}: {} -> {target} ({peer}) ended {:?}, up {} down {}",
+        cfg.common.name,
+        client.peer_addr,
+        stats.end,
+        stats.up,
+        stats.down
+    );
+}
+
+/// Serves a SOCKS4 or 4a CONNECT whose request has been read.
+pub(crate) async fn serve_socks4<S>(
+    cfg: &SocksProxyConfig,
+    mut stream: S,
+    client: ClientInfo,
+    target: SocksAddr,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let conn = match open(cfg, &client, &target).await {
+        Ok(c) => c,
+        Err(_) => {
+            let _ = tokio::time::timeout(
+                cfg.negotiation_timeout,
+                Socks4Reply::Rejected.write(&mut stream, SOCKS4_UNSPECIFIED),
+            )
+            .await;
+            return;
+        }
+    };
+    let bound = match conn.local_addr.ip().to_canonical() {
+        IpAddr::V4(ip) => SocketAddrV4::new(ip, conn.local_addr.port()),
+        IpAddr::V6(_) => SOCKS4_UNSPECIFIED,
+    };
+    let sent = tokio::time::timeout(
+        cfg.negotiation_timeout,
+        Socks4Reply::Granted.write(&mut stream, bound),
+    )
+    .await;
+    if !matches!(sent, Ok(Ok(()))) {
+        return;
+    }
+    let rc = relay_config(cfg, &conn);
+    let stats = relay_to(stream, conn, rc).await;
+    log::debug!(
+        "socks {}: socks4 {} -> {target} ended {:?}, up {} down {}",
+        cfg.common.name,
+        client.peer_addr,
+        stats.end,
+        stats.up,
+        stats.down
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_mapping() {
+        use std::io;
+        let cases = [
+            (ConnectError::ForbiddenIp([127, 0, 0, 1].into()), 2),
+            (ConnectError::Forbidden("x".into()), 2),
+            (ConnectError::Resolve(ResolveError::Refused), 2),
+            (ConnectError::NetworkUnreachable, 3),
+            (ConnectError::HostUnreachable, 4),
+            (ConnectError::Resolve(ResolveError::NotFound("x".into())), 4),
+            (ConnectError::Resolve(ResolveError::Timeout), 4),
+            (ConnectError::Refused, 5),
+            (ConnectError::TimedOut, 6),
+            (ConnectError::Unsupported("x"), 7),
+            (ConnectError::Io(io::Error::other("x")), 1),
+        ];
+        for (e, code) in cases {
+            assert_eq!(reply_for(&e) as u8, code, "{e}");
+        }
+    }
+
+    #[test]
+    fn targets() {
+        let up = |s: SocksAddr| upstream_of(&s).map(|u| u.to_string());
+        assert_eq!(
+            up(SocksAddr::Domain("Example.COM".into(), 80)).as_deref(),
+            Some("example.com:80")
+        );
+        assert_eq!(
+            up(SocksAddr::Domain("10.1.2.3".into(), 80)).as_deref(),
+            Some("10.1.2.3:80")
+        );
+        assert_eq!(up(SocksAddr::Domain("bad host".into(), 80)), None);
+        let mapped: SocketAddr = "[::ffff:10.0.0.1]:22"
+            .parse()
+            .unwrap_or_else(|_| unreachable!());
+        assert_eq!(up(SocksAddr::Ip(mapped)).as_deref(), Some("10.0.0.1:22"));
+    }
+}
