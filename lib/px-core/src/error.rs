@@ -66,12 +66,9 @@ impl ConnectError {
             io::ErrorKind::NetworkUnreachable => ConnectError::NetworkUnreachable,
             io::ErrorKind::HostUnreachable => ConnectError::HostUnreachable,
             _ => match e.raw_os_error() {
-                Some(libc_enetunreach) if libc_enetunreach == 101 => {
-                    ConnectError::NetworkUnreachable
-                }
-                Some(libc_ehostunreach) if libc_ehostunreach == 113 => {
-                    ConnectError::HostUnreachable
-                }
+                // ENETUNREACH, EHOSTUNREACH on Linux
+                Some(101) => ConnectError::NetworkUnreachable,
+                Some(113) => ConnectError::HostUnreachable,
                 _ => ConnectError::Io(e),
             },
         }

@@ -226,10 +226,12 @@ impl HostAclSet {
     /// in the order exact, child, regex, subnet; if none matches, the strictest
     /// missed action of the rules present.
     pub fn check(&self, host: &Host) -> AclAction {
-        if let Some(rule) = &self.exact {
-            if let Some((_, a)) = rule.records.iter().find(|(h, _)| h == host) {
-                return *a;
-            }
+        if let Some((_, a)) = self
+            .exact
+            .as_ref()
+            .and_then(|rule| rule.records.iter().find(|(h, _)| h == host))
+        {
+            return *a;
         }
         if let Host::Domain(d) = host {
             if let Some(rule) = &self.child {
@@ -243,16 +245,18 @@ impl HostAclSet {
                     return *a;
                 }
             }
-            if let Some(rule) = &self.regex {
-                if let Some((_, a)) = rule.records.iter().find(|(re, _)| re.is_match(d)) {
-                    return *a;
-                }
+            if let Some((_, a)) = self
+                .regex
+                .as_ref()
+                .and_then(|rule| rule.records.iter().find(|(re, _)| re.is_match(d)))
+            {
+                return *a;
             }
         }
-        if let (Host::Ip(ip), Some(rule)) = (host, &self.subnet) {
-            if rule.records.iter().any(|(n, _)| n.contains(ip)) {
-                return rule.check(*ip);
-            }
+        if let (Host::Ip(ip), Some(rule)) = (host, &self.subnet)
+            && rule.records.iter().any(|(n, _)| n.contains(ip))
+        {
+            return rule.check(*ip);
         }
         [
             self.exact.as_ref().map(|r| r.missed),

@@ -1,1 +1,10 @@
-//! px-escapers
+//! Escaper types: one module per `type:`, each with its `config.rs` beside
+//! its code, and the value readers they share in [`common`].
+//!
+//! - [`direct_fixed`]: connect to targets from this host (resolve, filter, bind,
+//!   happy-eyeballs connect), TCP and UDP.
+
+pub mod common;
+pub mod direct_fixed;
+
+pub use direct_fixed::{DirectFixed, build_direct_fixed};

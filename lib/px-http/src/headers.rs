@@ -171,6 +171,11 @@ pub(crate) fn collect_headers(buf: &Bytes, parsed: &[httparse::Header<'_>]) -> H
         .collect()
 }
 
+/// How many httparse header slots a head needs: one per line at most, never above `max`.
+pub(crate) fn slots_for(head: &[u8], max: usize) -> usize {
+    memchr::memchr_iter(b'\n', head).count().min(max)
+}
+
 /// Trims optional whitespace (SP and HTAB) from both ends.
 pub fn trim_ows(mut s: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = s {

@@ -38,7 +38,7 @@ impl RequestHead {
 
     /// Parses a complete head (through its empty line) held in `buf`.
     pub fn parse(buf: &Bytes, max_headers: usize) -> Result<Self, HeadError> {
-        let mut slots = vec![httparse::EMPTY_HEADER; max_headers];
+        let mut slots = vec![httparse::EMPTY_HEADER; crate::headers::slots_for(buf, max_headers)];
         let mut req = httparse::Request::new(&mut slots);
         match req.parse(buf) {
             Ok(httparse::Status::Complete(_)) => {}

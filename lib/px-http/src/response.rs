@@ -48,7 +48,7 @@ impl ResponseHead {
 
     /// Parses a complete head (through its empty line) held in `buf`.
     pub fn parse(buf: &Bytes, max_headers: usize) -> Result<Self, HeadError> {
-        let mut slots = vec![httparse::EMPTY_HEADER; max_headers];
+        let mut slots = vec![httparse::EMPTY_HEADER; crate::headers::slots_for(buf, max_headers)];
         let mut rsp = httparse::Response::new(&mut slots);
         let result = httparse::ParserConfig::default()
             .allow_spaces_after_header_name_in_responses(true)

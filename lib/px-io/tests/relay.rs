@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use px_core::value::SpeedLimit;
 use px_core::{AsyncStream, UpstreamConn, UpstreamStream};
-use px_io::{RelayEnd, RelayOpts, Side, relay, relay_tcp, relay_upstream};
+use px_io::{RelayEnd, RelayOpts, RelayPath, Side, relay, relay_tcp, relay_upstream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -39,21 +39,13 @@ async fn exchange(mut s: TcpStream, out: Vec<u8>) -> Vec<u8> {
     got
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sixteen_mib_both_ways_intact() {
+async fn sixteen_mib_both_ways(opts: RelayOpts) -> RelayPath {
     let (client_app, mut client_proxy) = pair().await;
     let (mut upstream_proxy, upstream_app) = pair().await;
     let n = 16 << 20;
     let (p1, p2) = (pattern(3, n), pattern(7, n));
     let relay_task = tokio::spawn(async move {
-        relay_tcp(
-            &mut client_proxy,
-            &mut upstream_proxy,
-            b"",
-            b"",
-            &RelayOpts::default(),
-        )
-        .await
+        relay_tcp(&mut client_proxy, &mut upstream_proxy, b"", b"", &opts).await
     });
     let (got_at_upstream, got_at_client) = tokio::join!(
         tokio::spawn(exchange(upstream_app, p2.clone())),
@@ -71,6 +63,74 @@ async fn sixteen_mib_both_ways_intact() {
     assert_eq!(out.up_bytes, n as u64);
     assert_eq!(out.down_bytes, n as u64);
     assert!(out.end.is_clean(), "{:?}", out.end);
+    out.path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_mib_both_ways_intact_userspace() {
+    let opts = RelayOpts {
+        allow_splice: false,
+        ..Default::default()
+    };
+    assert_eq!(sixteen_mib_both_ways(opts).await, RelayPath::Userspace);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_mib_both_ways_intact_splice() {
+    let path = sixteen_mib_both_ways(RelayOpts::default()).await;
+    let expected = if px_io::splice::available() {
+        RelayPath::Splice
+    } else {
+        RelayPath::Userspace
+    };
+    assert_eq!(path, expected);
+}
+
+#[tokio::test]
+async fn splice_path_handles_pending_half_close_and_idle() {
+    if !px_io::splice::available() {
+        return;
+    }
+    let (mut client_app, mut client_proxy) = pair().await;
+    let (mut upstream_proxy, mut upstream_app) = pair().await;
+    let opts = RelayOpts {
+        idle_timeout: Some(Duration::from_millis(300)),
+        ..Default::default()
+    };
+    let relay_task = tokio::spawn(async move {
+        relay_tcp(
+            &mut client_proxy,
+            &mut upstream_proxy,
+            b"GET ",
+            b"HTTP",
+            &opts,
+        )
+        .await
+    });
+    client_app.write_all(b"/ x").await.unwrap();
+    client_app.shutdown().await.unwrap();
+    let mut got = Vec::new();
+    upstream_app.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got, b"GET / x");
+    upstream_app.write_all(b"/1.1 200").await.unwrap();
+    let mut back = [0u8; 12];
+    client_app.read_exact(&mut back).await.unwrap();
+    assert_eq!(&back, b"HTTP/1.1 200");
+    // the upstream keeps its side open and silent: the idle timeout ends it
+    let out = relay_task.await.unwrap();
+    assert_eq!(out.path, RelayPath::Splice);
+    assert!(matches!(out.end, RelayEnd::IdleTimeout), "{:?}", out.end);
+    assert_eq!((out.up_bytes, out.down_bytes), (7, 12));
+    // a speed limit takes the userspace path
+    let limited = RelayOpts {
+        upstream_limit: SpeedLimit {
+            shift_millis: 10,
+            upload: Some(1 << 20),
+            download: None,
+        },
+        ..Default::default()
+    };
+    assert!(!px_io::splice_eligible(&limited));
 }
 
 #[tokio::test]
@@ -223,4 +283,44 @@ async fn speed_limit_within_twenty_percent() {
     drop(writer.await.unwrap());
     drop(upstream_app);
     let _ = relay_task.await.unwrap();
+}
+
+#[tokio::test]
+async fn relay_upstream_picks_the_path_and_reports_resets() {
+    for limited in [false, true] {
+        let (_client_app, mut client_proxy) = pair().await;
+        let (upstream_proxy, upstream_app) = pair().await;
+        let addr = upstream_proxy.local_addr().unwrap();
+        let mut conn = UpstreamConn {
+            local_addr: addr,
+            peer_addr: addr,
+            stream: UpstreamStream::Tcp(upstream_proxy),
+            speed_limit: SpeedLimit {
+                shift_millis: 10,
+                upload: limited.then_some(1 << 20),
+                download: None,
+            },
+        };
+        let relay_task = tokio::spawn(async move {
+            relay_upstream(
+                &mut client_proxy,
+                &mut conn,
+                b"",
+                b"",
+                &RelayOpts::default(),
+            )
+            .await
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        upstream_app.set_zero_linger().unwrap();
+        drop(upstream_app);
+        let out = relay_task.await.unwrap();
+        assert_eq!(out.end.failed_side(), Some(Side::Upstream), "{:?}", out.end);
+        let expected = if limited || !px_io::splice::available() {
+            RelayPath::Userspace
+        } else {
+            RelayPath::Splice
+        };
+        assert_eq!(out.path, expected);
+    }
 }

@@ -5,4 +5,5 @@
 //! `g3proxy/src/wiring.rs` maps `type:` names to these functions.
 
 pub mod common;
+pub mod http_proxy;
 pub mod socks_proxy;

@@ -271,14 +271,15 @@ async fn connect_inner(
         if hold_until.is_some_and(|h| pref_done || now >= h) {
             hold_until = None;
         }
-        if hold_until.is_none() && (attempts.is_empty() || now >= next_start) {
-            if let Some(addr) = cands.next() {
-                attempts.push(start(addr, bind, cfg));
-                started += 1;
-                next_start = now + he.connection_attempt_delay;
-                second_deadline = None;
-                continue;
-            }
+        if hold_until.is_none()
+            && (attempts.is_empty() || now >= next_start)
+            && let Some(addr) = cands.next()
+        {
+            attempts.push(start(addr, bind, cfg));
+            started += 1;
+            next_start = now + he.connection_attempt_delay;
+            second_deadline = None;
+            continue;
         }
         let idle = attempts.is_empty() && !cands.has_next() && hold_until.is_none();
         if idle && pref_done && other_done {

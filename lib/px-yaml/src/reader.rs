@@ -239,10 +239,10 @@ impl<'a> MapReader<'a> {
     pub fn get_any(&mut self, keys: &[&str]) -> Option<Val<'a>> {
         let mut found = None;
         for k in keys {
-            if let Some(v) = self.get(k) {
-                if found.is_none() {
-                    found = Some(v);
-                }
+            if let Some(v) = self.get(k)
+                && found.is_none()
+            {
+                found = Some(v);
             }
         }
         found

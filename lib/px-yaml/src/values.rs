@@ -106,12 +106,12 @@ pub fn parse_size(s: &str) -> Option<u64> {
 
 /// A size that may carry a `/s` suffix (the user guide's `10M/s`): bytes per second.
 fn size_per_sec(v: &Val<'_>) -> Result<(u64, bool), ConfigError> {
-    if let Value::Str(s) = &v.node().value {
-        if let Some(base) = s.trim().strip_suffix("/s") {
-            return parse_size(base)
-                .map(|b| (b, true))
-                .ok_or_else(|| v.err(format!("invalid speed {s:?}")));
-        }
+    if let Value::Str(s) = &v.node().value
+        && let Some(base) = s.trim().strip_suffix("/s")
+    {
+        return parse_size(base)
+            .map(|b| (b, true))
+            .ok_or_else(|| v.err(format!("invalid speed {s:?}")));
     }
     size(v).map(|b| (b, false))
 }

@@ -50,9 +50,6 @@ const UNIMPLEMENTED: &[&str] = &[
     "egress_path_selection_header",
     "path_selection_header",
     "username_params",
-    "tcp_conn_speed_limit",
-    "tcp_conn_limit",
-    "conn_limit",
 ];
 
 /// `http_forward_upstream_keepalive`: whether and how long upstream connections are kept.
@@ -115,7 +112,14 @@ impl HttpProxyConfig {
         mut map: MapReader<'_>,
         lookup: &dyn ModuleLookup,
     ) -> Result<Self, ConfigError> {
-        let common = CommonServerConfig::parse(name, &mut map, lookup)?;
+        let mut common = CommonServerConfig::parse(name, &mut map, lookup)?;
+        // g3proxy's deprecated spellings of tcp_sock_speed_limit
+        if let Some(v) = map.get_any(&["tcp_conn_speed_limit", "tcp_conn_limit", "conn_limit"]) {
+            if !common.tcp_sock_speed_limit.is_unlimited() {
+                return Err(v.err("deprecated alias of tcp_sock_speed_limit, which is also set"));
+            }
+            common.tcp_sock_speed_limit = values::tcp_speed_limit(&v)?;
+        }
         let mut cfg = HttpProxyConfig {
             common,
             req_header_max_size: DEFAULT_HEADER_MAX_SIZE,
@@ -240,4 +244,147 @@ fn empty_map_only(v: &Val<'_>) -> Result<(), ConfigError> {
         "key `tls_client` is known to g3proxy but not implemented yet by this proxy \
          (only `{}` is accepted)",
     ))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::super::tests::parse_config;
+    use super::*;
+
+    fn parse(extra: &str) -> Result<HttpProxyConfig, ConfigError> {
+        parse_config(&format!(
+            "name: http\ntype: http_proxy\nlisten: 127.0.0.1:8080\nescaper: default\n{extra}"
+        ))
+    }
+
+    fn err(extra: &str) -> ConfigError {
+        match parse(extra) {
+            Ok(_) => panic!("accepted: {extra}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.req_header_max_size, 65536);
+        assert_eq!(c.rsp_header_max_size, 65536);
+        assert_eq!(c.req_header_recv_timeout, Duration::from_secs(30));
+        assert_eq!(c.rsp_header_recv_timeout, Duration::from_secs(60));
+        assert_eq!(c.pipeline_read_idle_timeout, Duration::from_secs(300));
+        assert_eq!(c.body_line_max_length, 8192);
+        assert_eq!(c.upstream_keepalive, HttpKeepalive::default());
+        assert!(c.allow_custom_host && !c.drop_default_port_in_host && !c.steal_forwarded_for);
+        assert_eq!(c.tcp_copy_buffer_size, 16384);
+        assert_eq!(c.task_idle_timeout, Duration::from_secs(300));
+        assert_eq!(c.common.listen.map(|l| l.address.port()), Some(8080));
+    }
+
+    #[test]
+    fn every_key() {
+        let c = parse(
+            "req-header-max-size: 8KiB\nrsp_header_max_size: 1MiB\nreq_header_recv_timeout: 5s\n\
+             rsp_header_recv_timeout: 1m\npipeline_read_idle_timeout: 10\nbody_line_max_length: 1024\n\
+             http_forward_upstream_keepalive: {enable: false, idle_expire: 5s}\nallow_custom_host: false\n\
+             drop_default_port_in_host: true\nsteal_forwarded_for: yes\ntcp_copy_buffer_size: 1K\n\
+             task_idle_check_interval: 10s\ntask_idle_max_count: 3\ntls_client: {}\n\
+             dst_port_filter: [80, 443]\ntcp_sock_speed_limit: 10M/s\n",
+        )
+        .unwrap();
+        assert_eq!(c.req_header_max_size, 8192);
+        assert_eq!(c.rsp_header_max_size, 1 << 20);
+        assert_eq!(c.req_header_recv_timeout, Duration::from_secs(5));
+        assert_eq!(c.pipeline_read_idle_timeout, Duration::from_secs(10));
+        assert_eq!(c.body_line_max_length, 1024);
+        assert_eq!(
+            c.upstream_keepalive,
+            HttpKeepalive {
+                enable: false,
+                idle_expire: Duration::from_secs(5)
+            }
+        );
+        assert!(!c.allow_custom_host && c.drop_default_port_in_host && c.steal_forwarded_for);
+        assert_eq!(c.tcp_copy_buffer_size, 4096, "raised to the 4K minimum");
+        assert_eq!(c.task_idle_timeout, Duration::from_secs(30));
+        assert!(c.common.dst_port_filter.is_some());
+    }
+
+    #[test]
+    fn deprecated_speed_limit_spellings() {
+        let c = parse("tcp_conn_limit: 1000\n").unwrap();
+        assert!(!c.common.tcp_sock_speed_limit.is_unlimited());
+        assert!(parse("tcp_sock_speed_limit: 1M\nconn_limit: 1M\n").is_err());
+    }
+
+    #[test]
+    fn keepalive_forms() {
+        let ka = |v: &str| {
+            parse(&format!("http_forward_upstream_keepalive: {v}\n"))
+                .unwrap()
+                .upstream_keepalive
+        };
+        assert!(!ka("false").enable);
+        assert!(!ka("\"off\"").enable);
+        assert_eq!(ka("30s").idle_expire, Duration::from_secs(30));
+        assert_eq!(ka("90").idle_expire, Duration::from_secs(90));
+        assert!(ka("30s").enable);
+        assert!(parse("http_forward_upstream_keepalive: {bogus: 1}\n").is_err());
+    }
+
+    #[test]
+    fn rejected_values() {
+        assert!(
+            err("req_header_max_size: 0\n")
+                .message
+                .contains("greater than 0")
+        );
+        assert!(
+            err("req_header_recv_timeout: 0s\n")
+                .message
+                .contains("greater than 0")
+        );
+        assert!(
+            err("body_line_max_length: 4\n")
+                .message
+                .contains("at least 16")
+        );
+        let e = err("tls_client: {ca_certificate: a.pem}\n");
+        assert!(e.message.contains("not implemented yet"), "{e}");
+        assert!(
+            err("rsp_header_recv_timeout: soon\n")
+                .message
+                .contains("invalid duration")
+        );
+    }
+
+    #[test]
+    fn unknown_and_unimplemented_keys() {
+        for key in [
+            "auth_realm: x",
+            "pipeline_size: 4",
+            "user_group: users",
+            "tls_server: {}",
+            "server_id: a",
+        ] {
+            let e = err(&format!("{key}\n"));
+            assert!(e.message.contains("not implemented yet"), "{key}: {e}");
+        }
+        let e = err("no_such_key: 1\n");
+        assert!(e.message.contains("unknown key"), "{e}");
+        assert_eq!(e.line, 5);
+        assert_eq!(e.key_path, "server[http].no_such_key");
+    }
+
+    #[test]
+    fn escaper_must_exist() {
+        let e = parse_config("name: http\ntype: http_proxy\nescaper: nowhere\n")
+            .err()
+            .unwrap();
+        assert!(e.message.contains("nowhere"), "{e}");
+        let e = parse_config("name: http\ntype: http_proxy\n")
+            .err()
+            .unwrap();
+        assert!(e.message.contains("escaper"), "{e}");
+    }
 }

@@ -24,7 +24,10 @@ use super::{connect, forward};
 pub(crate) const MAX_HEADERS: usize = 512;
 
 /// What a client stream must be.
-pub(crate) trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static {}
+pub(crate) trait ClientStream:
+    AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static
+{
+}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static> ClientStream for T {}
 
 /// The state of one client connection.

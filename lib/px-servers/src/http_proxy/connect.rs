@@ -23,7 +23,11 @@ const ESTABLISHED: &[u8] = b"HTTP/1.1 200 Connection established\r\n\r\n";
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs one CONNECT request to its end; the client connection ends with it.
-pub(crate) async fn tunnel<S: ClientStream>(cfg: &HttpProxyConfig, mut conn: ClientConn<S>, head: RequestHead) {
+pub(crate) async fn tunnel<S: ClientStream>(
+    cfg: &HttpProxyConfig,
+    mut conn: ClientConn<S>,
+    head: RequestHead,
+) {
     let RequestTarget::Authority(authority) = &head.target else {
         return conn.fail(400, "CONNECT needs a host:port target").await;
     };

@@ -15,7 +15,7 @@
 //!
 //! Returns whether the client connection may carry another request.
 
-use std::time::Duration;
+use std::sync::Arc;
 
 use px_http::{
     BodyFraming, BodyLimits, ConnectionDirective, CopyError, ForwardOptions, HeadError, HeadLimits,
@@ -28,12 +28,20 @@ use tokio::time::Instant;
 use super::config::HttpProxyConfig;
 use super::conn::{ClientConn, ClientStream, MAX_HEADERS};
 use super::io::idle_guard;
-use super::reply::status_for_connect_error;
+use super::reply::{linger_close, status_for_connect_error};
 use super::upstream::{Upstream, upstream_addr};
 use crate::common::check_target;
 
 /// The interim response the proxy sends itself for an HTTP/1.0 upstream.
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// A completed exchange: which connections may carry another request.
+struct Done {
+    /// The client connection.
+    client_keep: bool,
+    /// The upstream connection.
+    upstream_keep: bool,
+}
 
 /// How an exchange on one upstream connection ended before the final response head.
 enum Failure {
@@ -52,7 +60,8 @@ pub(crate) async fn forward<S: ClientStream>(
     mut head: RequestHead,
 ) -> bool {
     let RequestTarget::Absolute(uri) = &mut head.target else {
-        conn.fail(400, "a proxy request needs an absolute http:// URI").await;
+        conn.fail(400, "a proxy request needs an absolute http:// URI")
+            .await;
         return false;
     };
     if uri.scheme != Scheme::Http {
@@ -62,10 +71,7 @@ pub(crate) async fn forward<S: ClientStream>(
     }
     let target = upstream_addr(&uri.authority);
     if cfg.drop_default_port_in_host {
-        let suffix = format!(":{}", uri.authority.port);
-        if uri.authority.port == 80 && uri.host_text.ends_with(&suffix) {
-            uri.host_text.truncate(uri.host_text.len() - suffix.len());
-        }
+        drop_default_port(uri);
     }
     if !cfg.allow_custom_host {
         let same = head.headers.get("host").is_none_or(|h| {
@@ -75,7 +81,8 @@ pub(crate) async fn forward<S: ClientStream>(
                 .is_some_and(|a| upstream_addr(&a).host == target.host)
         });
         if !same {
-            conn.fail(400, "Host header does not match the request target").await;
+            conn.fail(400, "Host header does not match the request target")
+                .await;
             return false;
         }
     }
@@ -105,7 +112,15 @@ pub(crate) async fn forward<S: ClientStream>(
             }
         };
         match exchange(cfg, conn, &mut up, &head, req_framing).await {
-            Ok(keep) => return keep,
+            Ok(done) => {
+                if done.upstream_keep {
+                    conn.upstream = Some(up);
+                }
+                if !done.client_keep {
+                    linger_close(&mut conn.io).await;
+                }
+                return done.client_keep;
+            }
             Err(Failure::Retry) if !retried => {
                 log::debug!("http_proxy: kept connection to {target} failed, retrying");
                 retried = true;
@@ -123,17 +138,26 @@ pub(crate) async fn forward<S: ClientStream>(
     }
 }
 
+/// Removes `:80` from the `Host` value forwarded for an `http://` URI.
+fn drop_default_port(uri: &mut px_http::AbsoluteUri) {
+    let suffix = format!(":{}", uri.authority.port);
+    if Some(uri.authority.port) == uri.scheme.default_port() && uri.host_text.ends_with(&suffix) {
+        uri.host_text.truncate(uri.host_text.len() - suffix.len());
+    }
+}
+
 /// The kept upstream connection if it fits and is still good, else a new one.
 async fn take_upstream<S: ClientStream>(
     cfg: &HttpProxyConfig,
     conn: &mut ClientConn<S>,
     target: &px_core::UpstreamAddr,
 ) -> Result<Upstream, (u16, String)> {
-    if let Some(mut up) = conn.upstream.take() {
-        if up.addr == *target && up.usable(cfg.upstream_keepalive.idle_expire).await {
-            up.reused = true;
-            return Ok(up);
-        }
+    if let Some(mut up) = conn.upstream.take()
+        && up.addr == *target
+        && up.usable(cfg.upstream_keepalive.idle_expire).await
+    {
+        up.reused = true;
+        return Ok(up);
     }
     Upstream::connect(cfg, target, &conn.info, &conn.activity)
         .await
@@ -150,7 +174,7 @@ async fn exchange<S: ClientStream>(
     up: &mut Upstream,
     head: &RequestHead,
     req_framing: BodyFraming,
-) -> Result<bool, Failure> {
+) -> Result<Done, Failure> {
     let can_retry = up.reused && req_framing == BodyFraming::Empty;
     let expect = head.expects_continue() && req_framing != BodyFraming::Empty;
     let answer_continue_ourselves = expect && up.version == Some(Version::Http10);
@@ -158,7 +182,7 @@ async fn exchange<S: ClientStream>(
     let mut out = Vec::with_capacity(1024);
     let opts = ForwardOptions {
         absolute_form: false,
-        connection: if cfg.upstream_keepalive.enable {
+        connection: if cfg.upstream_keepalive.enable && head.keep_alive() {
             ConnectionDirective::KeepAlive
         } else {
             ConnectionDirective::Close
@@ -172,9 +196,10 @@ async fn exchange<S: ClientStream>(
     } else {
         write_request_head(head, &opts, &mut out);
     }
+    let up_io = &mut up.io;
     let sent = idle_guard(&conn.activity, cfg.task_idle_timeout, async {
-        up.io.write_all(&out).await?;
-        up.io.flush().await
+        up_io.write_all(&out).await?;
+        up_io.flush().await
     })
     .await;
     match sent {
@@ -190,7 +215,7 @@ async fn exchange<S: ClientStream>(
 
     let mut body_sent = req_framing == BodyFraming::Empty;
     if answer_continue_ourselves {
-        send_to_client(conn, CONTINUE).await?;
+        send_to_client(cfg, conn, CONTINUE).await?;
         send_body(cfg, conn, up, req_framing, &limits).await?;
         body_sent = true;
     } else if expect {
@@ -208,7 +233,12 @@ async fn exchange<S: ClientStream>(
                 body_sent = true;
             }
             Ok(false) => {}
-            Err(_) => return Err(Failure::Reply(504, "no response from upstream in time".into())),
+            Err(_) => {
+                return Err(Failure::Reply(
+                    504,
+                    "no response from upstream in time".into(),
+                ));
+            }
         }
     } else if !body_sent {
         send_body(cfg, conn, up, req_framing, &limits).await?;
@@ -221,15 +251,31 @@ async fn exchange<S: ClientStream>(
     };
     let deadline = Instant::now() + cfg.rsp_header_recv_timeout;
     let rsp = loop {
-        let read = tokio::time::timeout_at(deadline, ResponseHead::read(&mut up.io, &rsp_limits)).await;
+        let read =
+            tokio::time::timeout_at(deadline, ResponseHead::read(&mut up.io, &rsp_limits)).await;
         let rsp = match read {
             Ok(Ok(rsp)) => rsp,
-            Ok(Err(HeadError::Closed | HeadError::Io(_))) if can_retry => return Err(Failure::Retry),
+            Ok(Err(HeadError::Closed | HeadError::Io(_))) if can_retry => {
+                return Err(Failure::Retry);
+            }
             Ok(Err(HeadError::Closed)) => {
                 return Err(Failure::Reply(502, "upstream closed the connection".into()));
             }
-            Ok(Err(e)) => return Err(Failure::Reply(502, format!("invalid upstream response: {e}"))),
-            Err(_) => return Err(Failure::Reply(504, "no response from upstream in time".into())),
+            Ok(Err(HeadError::Io(e))) => {
+                return Err(Failure::Reply(502, format!("upstream read failed: {e}")));
+            }
+            Ok(Err(e)) => {
+                return Err(Failure::Reply(
+                    502,
+                    format!("invalid upstream response: {e}"),
+                ));
+            }
+            Err(_) => {
+                return Err(Failure::Reply(
+                    504,
+                    "no response from upstream in time".into(),
+                ));
+            }
         };
         if !rsp.is_interim() {
             break rsp;
@@ -241,7 +287,7 @@ async fn exchange<S: ClientStream>(
                 ..ForwardOptions::default()
             };
             write_response_head(&rsp, &opts, &mut interim);
-            send_to_client(conn, &interim).await?;
+            send_to_client(cfg, conn, &interim).await?;
         }
         if rsp.status == 100 && !body_sent {
             send_body(cfg, conn, up, req_framing, &limits).await?;
@@ -254,7 +300,12 @@ async fn exchange<S: ClientStream>(
             return Err(Failure::Reply(502, "upstream switched protocols".into()));
         }
         Ok(f) => f,
-        Err(e) => return Err(Failure::Reply(502, format!("invalid upstream response: {e}"))),
+        Err(e) => {
+            return Err(Failure::Reply(
+                502,
+                format!("invalid upstream response: {e}"),
+            ));
+        }
     };
     let mut client_keep = head.keep_alive() && body_sent && rsp_framing != BodyFraming::UntilClose;
     if head.version == Version::Http10 && rsp_framing == BodyFraming::Chunked {
@@ -275,13 +326,16 @@ async fn exchange<S: ClientStream>(
         ..ForwardOptions::default()
     };
     write_response_head(&rsp, &opts, &mut out);
-    send_to_client(conn, &out).await?;
-    let copied = idle_guard(
-        &conn.activity,
-        cfg.task_idle_timeout,
-        copy_body_with(&mut up.io, &mut conn.io, rsp_framing, &mut conn.scratch, &limits),
-    )
-    .await;
+    send_to_client(cfg, conn, &out).await?;
+    let activity = Arc::clone(&conn.activity);
+    let copy = copy_body_with(
+        &mut up.io,
+        &mut conn.io,
+        rsp_framing,
+        &mut conn.scratch,
+        &limits,
+    );
+    let copied = idle_guard(&activity, cfg.task_idle_timeout, copy).await;
     match copied {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => {
@@ -293,11 +347,78 @@ async fn exchange<S: ClientStream>(
     if up_keep {
         up.idle_since = Instant::now();
         up.version = Some(rsp.version);
-        let kept = std::mem::replace(up, placeholder_free(up));
-        conn.upstream = Some(kept);
     }
-    if !client_keep {
-        let _ = tokio::time::timeout(Duration::from_secs(5), conn.io.shutdown()).await;
+    Ok(Done {
+        client_keep,
+        upstream_keep: up_keep,
+    })
+}
+
+/// Writes bytes to the client and flushes them.
+async fn send_to_client<S: ClientStream>(
+    cfg: &HttpProxyConfig,
+    conn: &mut ClientConn<S>,
+    data: &[u8],
+) -> Result<(), Failure> {
+    let activity = Arc::clone(&conn.activity);
+    let io = &mut conn.io;
+    let sent = idle_guard(&activity, cfg.task_idle_timeout, async {
+        io.write_all(data).await?;
+        io.flush().await
+    })
+    .await;
+    match sent {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(Failure::Close),
     }
-    Ok(client_keep)
+}
+
+/// Copies the request body from the client to the upstream.
+async fn send_body<S: ClientStream>(
+    cfg: &HttpProxyConfig,
+    conn: &mut ClientConn<S>,
+    up: &mut Upstream,
+    framing: BodyFraming,
+    limits: &BodyLimits,
+) -> Result<(), Failure> {
+    let activity = Arc::clone(&conn.activity);
+    let copy = copy_body_with(&mut conn.io, &mut up.io, framing, &mut conn.scratch, limits);
+    match idle_guard(&activity, cfg.task_idle_timeout, copy).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(CopyError::Chunked(e))) => {
+            Err(Failure::Reply(400, format!("invalid request body: {e}")))
+        }
+        Ok(Err(CopyError::Write(e))) => {
+            Err(Failure::Reply(502, format!("upstream write failed: {e}")))
+        }
+        Ok(Err(CopyError::Read(_) | CopyError::UnexpectedEof)) => Err(Failure::Close),
+        Err(_) => Err(Failure::Reply(408, "request body stalled".into())),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn uri(s: &str) -> px_http::AbsoluteUri {
+        match RequestTarget::parse(&px_http::Method::Get, s).unwrap() {
+            RequestTarget::Absolute(u) => u,
+            other => unreachable!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn default_port_is_dropped_from_host() {
+        for (from, to) in [
+            ("http://a.example:80/", "a.example"),
+            ("http://[::1]:80/", "[::1]"),
+            ("http://a.example:8080/", "a.example:8080"),
+            ("http://a.example/", "a.example"),
+        ] {
+            let mut u = uri(from);
+            drop_default_port(&mut u);
+            assert_eq!(u.host_text, to);
+        }
+    }
 }

@@ -199,7 +199,11 @@ mod tests {
         let mut io = ProxyIo::new(a, 4, Some(1000), Some(1000), activity.clone());
         let start = Instant::now();
         io.write_all(&[7u8; 3000]).await.unwrap();
-        assert!(start.elapsed() >= Duration::from_millis(30), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() >= Duration::from_millis(30),
+            "{:?}",
+            start.elapsed()
+        );
         let mut got = vec![0u8; 3000];
         b.read_exact(&mut got).await.unwrap();
         b.write_all(&got).await.unwrap();

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use px_core::{AsyncStream, ClientInfo, ConnectError, TcpConnectRequest, UpstreamAddr, UpstreamStream};
+use px_core::{
+    AsyncStream, ClientInfo, ConnectError, TcpConnectRequest, UpstreamAddr, UpstreamStream,
+};
 use px_http::Version;
 use tokio::io::{AsyncBufReadExt, BufReader, BufWriter};
 use tokio::time::Instant;

@@ -1,101 +1,87 @@
-//! Per-socket speed limiters: a byte (and packet) budget per time slice of 2^shift ms.
+//! The UDP relay's speed limiter: a byte and a packet budget per time slice of 2^shift ms, for
+//! `udp_sock_speed_limit` and an escaper's UDP limit.
 //!
-//! A direction waits for the next slice once its budget is spent, so a limit slows the relay down
-//! instead of dropping data. A limit of `None` or 0 means unlimited.
-//!
-//! Stands in until px-io's rate-limited IO wrappers exist (see NOTES-socks.md).
+//! TCP relays are paced by px-io. px-io's limiter is private to its relay loop and counts bytes
+//! only, while a UDP limit also counts packets and paces `recv_from` / `send_to` calls, so this
+//! small datagram limiter stays here. A direction waits for the next slice once either budget is
+//! spent, so a limit slows the relay down instead of dropping datagrams; one datagram may overrun
+//! the byte budget of its slice. A limit of `None` or 0 means unlimited.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// A budget of units (bytes or packets) per time slice.
-#[derive(Debug)]
-pub(crate) struct SliceLimiter {
-    per_slice: Option<u64>,
-    slice: Duration,
-    start: Instant,
-    used: u64,
-}
-
-impl SliceLimiter {
-    /// A limiter of `per_slice` units per 2^shift_millis ms.
-    pub(crate) fn new(per_slice: Option<u64>, shift_millis: u8) -> Self {
-        SliceLimiter {
-            per_slice: per_slice.filter(|n| *n > 0),
-            slice: Duration::from_millis(1u64 << shift_millis.min(12)),
-            start: Instant::now(),
-            used: 0,
-        }
-    }
-
-    /// True when there is no limit.
-    pub(crate) fn is_unlimited(&self) -> bool {
-        self.per_slice.is_none()
-    }
-
-    fn roll(&mut self) {
-        let now = Instant::now();
-        if now >= self.start + self.slice {
-            self.start = now;
-            self.used = 0;
-        }
-    }
-
-    /// Waits until some budget is left, then returns how many units may be used now
-    /// (at most `want`).
-    pub(crate) async fn acquire(&mut self, want: usize) -> usize {
-        let Some(limit) = self.per_slice else {
-            return want;
-        };
-        loop {
-            self.roll();
-            if self.used < limit {
-                let left = usize::try_from(limit - self.used).unwrap_or(usize::MAX);
-                return want.min(left).max(1);
-            }
-            tokio::time::sleep_until(self.start + self.slice).await;
-        }
-    }
-
-    /// Records units used.
-    pub(crate) fn consume(&mut self, n: usize) {
-        if self.per_slice.is_some() {
-            self.used = self.used.saturating_add(n as u64);
-        }
-    }
-}
-
-/// A UDP direction's limiter: bytes and packets per slice.
+/// One UDP direction's limiter: bytes and packets per slice.
 #[derive(Debug)]
 pub(crate) struct DatagramLimiter {
-    bytes: SliceLimiter,
-    packets: SliceLimiter,
+    slice: Duration,
+    bytes: Option<u64>,
+    packets: Option<u64>,
+    used_bytes: u64,
+    used_packets: u64,
+    slice_end: Instant,
 }
 
 impl DatagramLimiter {
-    /// A limiter for one direction.
+    /// A limiter of `bytes` and `packets` per 2^shift_millis ms.
     pub(crate) fn new(bytes: Option<u64>, packets: Option<u64>, shift_millis: u8) -> Self {
+        let slice = Duration::from_millis(1u64 << shift_millis.min(16));
         DatagramLimiter {
-            bytes: SliceLimiter::new(bytes, shift_millis),
-            packets: SliceLimiter::new(packets, shift_millis),
+            slice,
+            bytes: bytes.filter(|n| *n > 0),
+            packets: packets.filter(|n| *n > 0),
+            used_bytes: 0,
+            used_packets: 0,
+            slice_end: Instant::now() + slice,
         }
+    }
+
+    fn is_unlimited(&self) -> bool {
+        self.bytes.is_none() && self.packets.is_none()
+    }
+
+    /// Starts a new slice when the current one is over: the next one on the grid when we are in
+    /// it, else one starting now.
+    fn roll(&mut self, now: Instant) {
+        if now >= self.slice_end {
+            self.slice_end = if now < self.slice_end + self.slice {
+                self.slice_end + self.slice
+            } else {
+                now + self.slice
+            };
+            self.used_bytes = 0;
+            self.used_packets = 0;
+        }
+    }
+
+    fn spent(&self) -> bool {
+        self.bytes.is_some_and(|b| self.used_bytes >= b)
+            || self.packets.is_some_and(|p| self.used_packets >= p)
     }
 
     /// Waits until one more datagram may pass.
     pub(crate) async fn ready(&mut self) {
-        if !self.bytes.is_unlimited() {
-            self.bytes.acquire(1).await;
+        if self.is_unlimited() {
+            return;
         }
-        if !self.packets.is_unlimited() {
-            self.packets.acquire(1).await;
+        loop {
+            self.roll(Instant::now());
+            if !self.spent() {
+                return;
+            }
+            tokio::time::sleep_until(self.slice_end).await;
         }
     }
 
-    /// Records one datagram of `len` bytes.
+    /// Records one datagram of `len` bytes (in the slice it passed in, even if that started
+    /// while the caller waited for the datagram).
     pub(crate) fn consume(&mut self, len: usize) {
-        self.bytes.consume(len);
-        self.packets.consume(1);
+        if self.is_unlimited() {
+            return;
+        }
+        self.roll(Instant::now());
+        self.used_bytes = self.used_bytes.saturating_add(len as u64);
+        self.used_packets = self.used_packets.saturating_add(1);
     }
 }
 
@@ -103,36 +89,50 @@ impl DatagramLimiter {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn waits_for_next_slice() {
-        let mut l = SliceLimiter::new(Some(100), 6);
+    async fn pass(l: &mut DatagramLimiter, n: usize, len: usize) -> Duration {
         let t0 = Instant::now();
-        assert_eq!(l.acquire(1000).await, 100);
-        l.consume(100);
-        assert_eq!(l.acquire(30).await, 30);
-        assert!(Instant::now() - t0 >= Duration::from_millis(64));
-    }
-
-    #[tokio::test]
-    async fn unlimited_never_waits() {
-        let mut l = SliceLimiter::new(Some(0), 10);
-        assert!(l.is_unlimited());
-        let t0 = Instant::now();
-        for _ in 0..10 {
-            assert_eq!(l.acquire(1 << 20).await, 1 << 20);
-            l.consume(1 << 20);
+        for _ in 0..n {
+            l.ready().await;
+            l.consume(len);
         }
-        assert!(Instant::now() - t0 < Duration::from_millis(500));
+        Instant::now() - t0
     }
 
     #[tokio::test]
     async fn packet_budget() {
+        // 2 packets per 64 ms: the 5th datagram waits for the third slice
         let mut l = DatagramLimiter::new(None, Some(2), 6);
-        let t0 = Instant::now();
-        for _ in 0..4 {
-            l.ready().await;
-            l.consume(10);
+        let took = pass(&mut l, 5, 10).await;
+        assert!(took >= Duration::from_millis(120), "{took:?}");
+    }
+
+    #[tokio::test]
+    async fn byte_budget() {
+        // 100 bytes per 64 ms, 60-byte datagrams: two fit a slice (the second overruns it)
+        let mut l = DatagramLimiter::new(Some(100), None, 6);
+        let took = pass(&mut l, 3, 60).await;
+        assert!(took >= Duration::from_millis(55), "{took:?}");
+    }
+
+    #[tokio::test]
+    async fn zero_and_none_are_unlimited() {
+        for (b, p) in [(None, None), (Some(0), Some(0))] {
+            let mut l = DatagramLimiter::new(b, p, 10);
+            let took = pass(&mut l, 1000, 1 << 16).await;
+            assert!(took < Duration::from_millis(500), "{took:?}");
         }
-        assert!(Instant::now() - t0 >= Duration::from_millis(64));
+    }
+
+    #[tokio::test]
+    async fn late_datagram_counts_in_the_current_slice() {
+        // 1 packet per 64 ms; the datagram passes two slices after `ready`
+        let mut l = DatagramLimiter::new(None, Some(1), 6);
+        l.ready().await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        l.consume(1);
+        // so the current slice's budget is spent and the next datagram waits
+        let t0 = Instant::now();
+        l.ready().await;
+        assert!(Instant::now() - t0 >= Duration::from_millis(1));
     }
 }

@@ -29,7 +29,6 @@
 mod config;
 mod limit;
 mod negotiate;
-mod relay;
 mod tcp_connect;
 mod udp;
 
@@ -73,7 +72,7 @@ const HANDSHAKE_BUFFER: usize = 2048;
 impl SocksProxyServer {
     async fn serve<S>(&self, stream: S, client: ClientInfo)
     where
-        S: AsyncRead + AsyncWrite + Unpin + Send,
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let cfg = &self.config;
         if !cfg.common.ingress_allowed(client.peer_addr.ip()) {

@@ -10,8 +10,8 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use px_socks::{
-    AuthMethod, Socks4Reply, Socks4Request, Socks5Command, Socks5Greeting, Socks5Reply,
-    Socks5Request, SocksAddr, SocksError, SocksVersion, read_version,
+    AuthMethod, Socks4Request, Socks5Command, Socks5Greeting, Socks5Reply, Socks5Request,
+    SocksAddr, SocksError, SocksVersion, read_version,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 

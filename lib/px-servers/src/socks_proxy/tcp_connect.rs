@@ -1,5 +1,11 @@
 //! CONNECT tasks (SOCKS4, 4a and 5): policy, escaper connect, reply, relay.
 //!
+//! The relay is px-io's: the server's `tcp_sock_speed_limit` on the client side, the escaper's
+//! limit (carried by the `UpstreamConn`) on the upstream side, the stricter winning each way;
+//! `tcp_copy_buffer_size` per direction; the task idle time (`task_idle_check_interval` ×
+//! `task_idle_max_count`); half-close. Bytes the client sent right behind its request are
+//! forwarded first. A plain TCP client with no limit either way takes px-io's zero-copy path.
+//!
 //! SOCKS5 reply codes: 0x02 when `dst_host_filter_set`, `dst_port_filter` or the escaper's egress
 //! filter refuses the target, 0x03 network unreachable, 0x04 host unreachable (also a failed or
 //! invalid name), 0x05 refused, 0x06 connect timeout, 0x07 unsupported by the escaper, 0x01 anything
@@ -8,15 +14,13 @@
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
-use px_core::{
-    ConnectError, Host, ResolveError, TcpConnectRequest, UpstreamAddr, UpstreamConn, UpstreamStream,
-};
+use px_core::{ConnectError, Host, ResolveError, TcpConnectRequest, UpstreamAddr, UpstreamConn};
+use px_io::{RelayOpts, RelayOutcome};
 use px_socks::{Socks4Reply, Socks5Reply, SocksAddr};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 
 use super::config::SocksProxyConfig;
 use super::negotiate::SOCKS4_UNSPECIFIED;
-use super::relay::{RelayConfig, RelayStats, relay};
 use crate::common::check_target;
 use px_core::ClientInfo;
 
@@ -79,34 +83,35 @@ async fn open(
     }
 }
 
-fn relay_config(cfg: &SocksProxyConfig, conn: &UpstreamConn) -> RelayConfig {
-    RelayConfig {
-        buffer_size: cfg.tcp_copy_buffer_size,
-        yield_size: cfg.tcp_copy_yield_size,
-        idle_interval: cfg.task_idle_check_interval,
-        idle_max: cfg.task_idle_max_count,
-        limit: cfg.common.tcp_sock_speed_limit.stricter(conn.speed_limit),
-    }
-}
-
-async fn relay_to<C>(client: C, conn: UpstreamConn, rc: RelayConfig) -> RelayStats
+/// Relays the client (its handshake reader unwrapped, read-ahead bytes sent first) and the
+/// upstream with px-io until both close, one fails, or the task idles out.
+async fn relay<S>(
+    cfg: &SocksProxyConfig,
+    stream: BufReader<S>,
+    mut conn: UpstreamConn,
+) -> RelayOutcome
 where
-    C: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
-    match conn.stream {
-        UpstreamStream::Tcp(s) => relay(client, s, rc).await,
-        UpstreamStream::Other(s) => relay(client, s, rc).await,
-    }
+    let pending = stream.buffer().to_vec();
+    let mut client = stream.into_inner();
+    let opts = RelayOpts {
+        buf_size: cfg.tcp_copy_buffer_size,
+        idle_timeout: Some(cfg.idle_timeout()),
+        client_limit: cfg.common.tcp_sock_speed_limit,
+        ..Default::default()
+    };
+    px_io::relay_upstream(&mut client, &mut conn, &pending, b"", &opts).await
 }
 
 /// Serves a SOCKS5 CONNECT whose request has been read.
 pub(crate) async fn serve_socks5<S>(
     cfg: &SocksProxyConfig,
-    mut stream: S,
+    mut stream: BufReader<S>,
     client: ClientInfo,
     target: SocksAddr,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
     let conn = match open(cfg, &client, &target).await {
         Ok(c) => c,
@@ -132,26 +137,26 @@ pub(crate) async fn serve_socks5<S>(
         return;
     }
     let peer = conn.peer_addr;
-    let rc = relay_config(cfg, &conn);
-    let stats = relay_to(stream, conn, rc).await;
+    let outcome = relay(cfg, stream, conn).await;
     log::debug!(
-        "socks {}: {} -> {target} ({peer}) ended {:?}, up {} down {}",
+        "socks {}: {} -> {target} ({peer}) ended: {}, up {} down {} ({:?})",
         cfg.common.name,
         client.peer_addr,
-        stats.end,
-        stats.up,
-        stats.down
+        outcome.end.reason(),
+        outcome.up_bytes,
+        outcome.down_bytes,
+        outcome.path
     );
 }
 
 /// Serves a SOCKS4 or 4a CONNECT whose request has been read.
 pub(crate) async fn serve_socks4<S>(
     cfg: &SocksProxyConfig,
-    mut stream: S,
+    mut stream: BufReader<S>,
     client: ClientInfo,
     target: SocksAddr,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
     let conn = match open(cfg, &client, &target).await {
         Ok(c) => c,
@@ -176,15 +181,15 @@ pub(crate) async fn serve_socks4<S>(
     if !matches!(sent, Ok(Ok(()))) {
         return;
     }
-    let rc = relay_config(cfg, &conn);
-    let stats = relay_to(stream, conn, rc).await;
+    let outcome = relay(cfg, stream, conn).await;
     log::debug!(
-        "socks {}: socks4 {} -> {target} ended {:?}, up {} down {}",
+        "socks {}: socks4 {} -> {target} ended: {}, up {} down {} ({:?})",
         cfg.common.name,
         client.peer_addr,
-        stats.end,
-        stats.up,
-        stats.down
+        outcome.end.reason(),
+        outcome.up_bytes,
+        outcome.down_bytes,
+        outcome.path
     );
 }
 

@@ -54,6 +54,20 @@ pub(crate) enum UdpEnd {
     Upstream(ConnectError),
 }
 
+impl std::fmt::Display for UdpEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UdpEnd::ControlClosed => f.write_str("control connection closed"),
+            UdpEnd::Idle => f.write_str("idle"),
+            UdpEnd::NoClientDatagram => f.write_str("no datagram from the client"),
+            UdpEnd::ClientIo(e) => write!(f, "client socket error: {e}"),
+            UdpEnd::RemoteIo(e) => write!(f, "remote socket error: {e}"),
+            UdpEnd::Denied(d) => write!(f, "denied: {d}"),
+            UdpEnd::Upstream(e) => write!(f, "upstream: {e}"),
+        }
+    }
+}
+
 /// Binds the client-facing UDP socket on `ip` with the configured buffer sizes.
 pub(crate) fn bind_client_socket(ip: IpAddr, buf: SocketBufferConfig) -> io::Result<UdpSocket> {
     let addr = SocketAddr::new(ip, 0);
@@ -424,7 +438,7 @@ pub(crate) async fn serve_udp<S>(
     let session = Session::new(cfg, &client, &hint);
     let end = session.run(&mut ctl, &sock, relay.as_ref()).await;
     log::debug!(
-        "socks {}: udp {} for {} ({:?}) ended {end:?}, up {} down {}",
+        "socks {}: udp {} for {} ({:?}) ended: {end}, up {} down {}",
         cfg.common.name,
         if cfg.udp_associate {
             "associate"
