@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand};
 
 /// Command line, as g3proxy-ctl has it.
 #[derive(Parser, Debug)]
-#[command(name = "g3proxy-ctl", version, about = "control a running g3proxy daemon")]
+#[command(
+    name = "g3proxy-ctl",
+    version,
+    about = "control a running g3proxy daemon"
+)]
 struct Cli {
     /// Daemon group name.
     #[arg(short = 'G', long = "daemon-group", default_value = "")]

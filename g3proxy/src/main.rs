@@ -18,7 +18,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Command line, as g3proxy has it.
 #[derive(Parser, Debug)]
-#[command(name = "g3proxy", version, about = "modular proxy daemon (g3proxy-compatible config)")]
+#[command(
+    name = "g3proxy",
+    version,
+    about = "modular proxy daemon (g3proxy-compatible config)"
+)]
 struct Cli {
     /// Config file, or a directory holding main.yaml, main.yml or g3proxy.yaml.
     #[arg(short = 'c', long = "config-file", value_name = "PATH")]
@@ -27,13 +31,22 @@ struct Cli {
     #[arg(short = 't', long = "test-config")]
     test_config: bool,
     /// Daemon group name, used for the control socket and logs.
-    #[arg(short = 'G', long = "group-name", value_name = "NAME", default_value = "")]
+    #[arg(
+        short = 'G',
+        long = "group-name",
+        value_name = "NAME",
+        default_value = ""
+    )]
     group: String,
     /// Print more logs (repeat for more).
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     verbose: u8,
     /// Directory for the control socket.
-    #[arg(long = "control-dir", value_name = "DIR", default_value = "/run/g3proxy")]
+    #[arg(
+        long = "control-dir",
+        value_name = "DIR",
+        default_value = "/run/g3proxy"
+    )]
     control_dir: PathBuf,
 }
 
@@ -78,7 +91,10 @@ fn main() -> ExitCode {
 
     if cli.test_config {
         // factories may spawn resolver tasks: give them a runtime even for a check
-        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
             Ok(rt) => rt,
             Err(e) => {
                 eprintln!("error: cannot start runtime: {e}");

@@ -16,12 +16,18 @@ pub(crate) fn wiring() -> Wiring {
             (&["fail_over", "failover"], px_resolver::build_fail_over),
             (&["deny_all", "denyall"], px_resolver::build_deny_all),
         ],
-        escapers: vec![(&["direct_fixed", "directfixed"], px_escapers::build_direct_fixed)],
+        escapers: vec![(
+            &["direct_fixed", "directfixed"],
+            px_escapers::build_direct_fixed,
+        )],
         user_groups: vec![(&["basic", "facts", "ldap"], unimplemented_user_group)],
         auditors: vec![(&["default"], unimplemented_auditor)],
         servers: vec![
             (&["http_proxy", "httpproxy"], px_servers::http_proxy::build),
-            (&["socks_proxy", "socksproxy"], px_servers::socks_proxy::build),
+            (
+                &["socks_proxy", "socksproxy"],
+                px_servers::socks_proxy::build,
+            ),
         ],
     }
 }

@@ -13,6 +13,7 @@
 //! - `/close/N`: the same N bytes close-delimited (no length, `Connection: close`)
 //! - `/status/CODE`: an empty response with that status
 //! - any path added with [`HttpOrigin::route`]
+//! - `/drop`: no response at all, the connection is closed (an upstream failure)
 //! - anything else: 404
 //!
 //! POST and PUT to any path echo the request body (read by Content-Length or chunked)
@@ -434,6 +435,10 @@ async fn serve_conn(stream: TcpStream, st: Arc<State>, conn_id: usize) -> std::i
             .get(&path)
             .cloned();
         let method = head.method.to_ascii_uppercase();
+        if path == "/drop" {
+            wr.shutdown().await.ok();
+            return Ok(());
+        }
         let reply = if method == "POST" || method == "PUT" {
             Reply::Fixed(
                 200,

@@ -183,3 +183,58 @@ fn mentions_line_helper() {
     assert!(!mentions_line("a.yaml:123:5: bad", 12));
     assert!(mentions_line("at line 7, key x", 7));
 }
+
+#[test]
+fn g3proxy_spellings_and_layouts_pass_the_check() {
+    let dir = tempfile::tempdir().unwrap();
+    // dashes for underscores, listen as a map, durations, sizes and speed limits in both
+    // the guide's and g3proxy's own spellings, a section in its own file
+    let main = "---\nlog: stderr\nruntime:\n  thread_number: 1\n\
+                resolver:\n  - name: default\n    type: c-ares\n    server: 127.0.0.1:9 127.0.0.2:9\n\
+                \x20 - name: hk\n    type: hickory\n    server: [127.0.0.1]\n    server_port: 9\n\
+                \x20 - name: both\n    type: fail_over\n    primary: default\n    standby: hk\n\
+                \x20 - name: none\n    type: deny_all\n\
+                escaper: escaper.yaml\n\
+                server:\n  - name: http\n    type: http_proxy\n    escaper: default\n\
+                \x20   listen:\n      address: 127.0.0.1:18080\n\
+                \x20   req-header-max-size: 64K\n    req_header_recv_timeout: 1m\n\
+                \x20   tcp_sock_speed_limit: 10M/s\n\
+                \x20 - name: socks\n    type: socks_proxy\n    escaper: default\n    listen: 127.0.0.1:11080\n\
+                \x20   use-udp-associate: true\n    udp_socket_buffer: 512K\n    negotiation_timeout: 4\n\
+                \x20   tcp_sock_speed_limit: 80M\n";
+    let escaper = "- name: default\n  type: direct_fixed\n  resolver: both\n  resolve_strategy: IPv4Only\n\
+                   \x20 egress_net_filter:\n    default: forbid\n    allow: [127.0.0.1, 10.0.0.0/8]\n\
+                   \x20 tcp_sock_speed_limit: 1MB\n  udp_sock_speed_limit: 10M/s\n";
+    std::fs::write(dir.path().join("g3proxy.yaml"), main).unwrap();
+    std::fs::write(dir.path().join("escaper.yaml"), escaper).unwrap();
+    let (status, err) = check_config(dir.path());
+    assert!(
+        status.success(),
+        "{err}\n--- g3proxy.yaml ---\n{main}\n--- escaper.yaml ---\n{escaper}"
+    );
+}
+
+#[test]
+fn every_error_is_reported_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = Standard::new()
+        .http(18080)
+        .socks(11080)
+        .http_key("first_bad_key_px: 1")
+        .socks_key("second_bad_key_px: 2")
+        .render();
+    let file = dir.path().join("two-errors.yaml");
+    std::fs::write(&file, &yaml).unwrap();
+    let (status, err) = check_config(&file);
+    assert!(!status.success());
+    for (key, line) in [
+        ("first_bad_key_px", line_of(&yaml, "first_bad_key_px")),
+        ("second_bad_key_px", line_of(&yaml, "second_bad_key_px")),
+    ] {
+        assert!(err.contains(key), "missing {key}:\n{err}");
+        assert!(
+            mentions_line(&err, line),
+            "missing line {line} for {key}:\n{err}"
+        );
+    }
+}

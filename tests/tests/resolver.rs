@@ -137,3 +137,48 @@ fn unknown_name_fails_cleanly_then_a_known_one_works() {
     assert_eq!(r.code, 200, "{}", r.describe());
     assert!(d.is_running());
 }
+
+#[test]
+fn resolve_timeout_gets_504() {
+    let silent = SilentDns::start();
+    let origin = HttpOrigin::start();
+    let (http, socks_port) = (net::free_tcp_port(), net::free_tcp_port());
+    let resolvers = format!(
+        "  - name: default\n    type: c-ares\n    server: 127.0.0.1:{}\n    each_timeout: 300\n    each_tries: 1\n",
+        silent.port()
+    );
+    let yaml = Standard::new()
+        .http(http)
+        .socks(socks_port)
+        .resolvers(&resolvers)
+        .render();
+    let mut d = Daemon::start(&yaml, &[http, socks_port]);
+    let started = std::time::Instant::now();
+    let r = curl_http(&[
+        "-x",
+        &http_proxy_url(http),
+        &origin.url_with_host("slow.test", "/hello"),
+    ]);
+    assert_eq!(
+        r.code,
+        504,
+        "a resolve timeout is 504: {}\n{}",
+        r.describe(),
+        d.describe()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let (_c, rep) = socks::connect5(socks_port, &Dst::Name("slow2.test".into(), origin.port()));
+    assert!(
+        rep.rep == 0x04 || rep.rep == 0x06,
+        "a resolve timeout through SOCKS5: host unreachable or TTL expired, got {:#x}",
+        rep.rep
+    );
+    // a literal IP needs no resolver and still works
+    let r = curl_http(&["-x", &http_proxy_url(http), &origin.url("/hello")]);
+    assert_eq!(r.code, 200, "{}", r.describe());
+    assert!(d.is_running());
+}

@@ -266,3 +266,50 @@ fn raw_socks5_connect_reply_codes() {
     assert_eq!(c.wait_closed(Duration::from_secs(5)), Closed::Eof);
     assert_eq!(echo.connections(), 4);
 }
+
+#[test]
+fn domain_resolving_to_a_denied_ip_is_not_allowed() {
+    let env = start();
+    let denied_echo = TcpEcho::start_on(px_e2e::config::DENIED_IP);
+    let (_c, r) = socks::connect5(
+        env.socks,
+        &Dst::Name("denied.test".into(), denied_echo.port()),
+    );
+    assert_eq!(
+        r.rep, 0x02,
+        "the egress filter applies to resolved addresses"
+    );
+    assert_eq!(denied_echo.connections(), 0);
+}
+
+#[test]
+fn transmute_udp_echo_ip_changes_the_announced_relay_ip() {
+    let echo = UdpEcho::start();
+    let socks = net::free_tcp_port();
+    let yaml = Standard::new()
+        .socks(socks)
+        .socks_key("transmute_udp_echo_ip:")
+        .socks_key("  \"127.0.0.1\": \"127.0.0.9\"")
+        .render();
+    let d = Daemon::start(&yaml, &[socks]);
+    let mut control = net::RawConn::connect(socks);
+    socks::greet5(&mut control);
+    socks::request5(&mut control, 0x03, &Dst::V4(Ipv4Addr::UNSPECIFIED, 0));
+    let r = socks::read_reply5(&mut control);
+    assert_eq!(r.rep, 0, "{}", d.describe());
+    let bind = r.bind.expect("an IPv4 relay address");
+    assert_eq!(bind.ip(), std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9)));
+    // the relay itself still listens on the real address
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let relay = std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, bind.port()));
+    sock.send_to(&socks::udp_wrap(&Dst::local(echo.port()), b"mapped"), relay)
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, _) = sock
+        .recv_from(&mut buf)
+        .expect("an answer through the relay");
+    let (_, payload) = socks::udp_unwrap(&buf[..n]).unwrap();
+    assert_eq!(payload, b"mapped");
+    drop(control);
+}

@@ -89,7 +89,10 @@ pub trait Escaper: Send + Sync {
 
     /// Takes dynamic data pushed by `g3proxy-ctl escaper NAME publish JSON`.
     fn publish(&self, _json: &str) -> Result<(), String> {
-        Err(format!("escaper type {} does not support publish", self.kind()))
+        Err(format!(
+            "escaper type {} does not support publish",
+            self.kind()
+        ))
     }
 }
 

@@ -69,7 +69,12 @@ impl SpeedLimit {
                 _ => (b, sb),
             }
         };
-        let (up, up_shift) = pick(self.upload, self.shift_millis, other.upload, other.shift_millis);
+        let (up, up_shift) = pick(
+            self.upload,
+            self.shift_millis,
+            other.upload,
+            other.shift_millis,
+        );
         let (down, down_shift) = pick(
             self.download,
             self.shift_millis,
@@ -287,7 +292,10 @@ mod tests {
         };
         assert_eq!(acl.check("127.0.0.1".parse().unwrap()), AclAction::Forbid);
         assert_eq!(acl.check("127.0.0.2".parse().unwrap()), AclAction::Permit);
-        assert_eq!(acl.check("::ffff:127.0.0.1".parse().unwrap()), AclAction::Forbid);
+        assert_eq!(
+            acl.check("::ffff:127.0.0.1".parse().unwrap()),
+            AclAction::Forbid
+        );
         assert_eq!(acl.check("8.8.8.8".parse().unwrap()), AclAction::Permit);
     }
 
@@ -304,7 +312,10 @@ mod tests {
             }),
             regex: Some(AclRule {
                 missed: AclAction::Forbid,
-                records: vec![(regex::Regex::new("lum[a-z]*[.]com$").unwrap(), AclAction::Permit)],
+                records: vec![(
+                    regex::Regex::new("lum[a-z]*[.]com$").unwrap(),
+                    AclAction::Permit,
+                )],
             }),
             subnet: None,
         };
@@ -318,8 +329,16 @@ mod tests {
 
     #[test]
     fn stricter_speed_limit() {
-        let a = SpeedLimit { shift_millis: 10, upload: Some(1000), download: None };
-        let b = SpeedLimit { shift_millis: 10, upload: Some(500), download: Some(10) };
+        let a = SpeedLimit {
+            shift_millis: 10,
+            upload: Some(1000),
+            download: None,
+        };
+        let b = SpeedLimit {
+            shift_millis: 10,
+            upload: Some(500),
+            download: Some(10),
+        };
         let c = a.stricter(b);
         assert_eq!(c.upload, Some(500));
         assert_eq!(c.download, Some(10));

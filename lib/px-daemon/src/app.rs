@@ -55,7 +55,10 @@ impl ExistingModules for App {
 }
 
 /// Loads and builds a whole config without running it (`g3proxy -t`).
-pub fn check_config(wiring: &Wiring, path: &std::path::Path) -> Result<MainConfig, Vec<ConfigError>> {
+pub fn check_config(
+    wiring: &Wiring,
+    path: &std::path::Path,
+) -> Result<MainConfig, Vec<ConfigError>> {
     let main = load_main(path)?;
     build_modules(wiring, &main.modules, None)?;
     Ok(main)

@@ -13,8 +13,7 @@ use px_yaml::{ConfigError, MapReader, Val, normalize_type};
 use crate::config::Kind;
 
 /// A factory: builds one module from its map (`name` and `type` already taken).
-pub type Factory<T> =
-    fn(&str, MapReader<'_>, &dyn ModuleLookup) -> Result<Arc<T>, ConfigError>;
+pub type Factory<T> = fn(&str, MapReader<'_>, &dyn ModuleLookup) -> Result<Arc<T>, ConfigError>;
 
 /// The one table from `type:` names to factories, per kind (filled in by `g3proxy/src/wiring.rs`).
 pub struct Wiring {
@@ -43,14 +42,32 @@ fn find<T: ?Sized>(
 
 /// Module types g3proxy documents, so an unimplemented one says so instead of "unknown".
 const G3_TYPES: &[(Kind, &[&str])] = &[
-    (Kind::Resolver, &["c-ares", "hickory", "fail_over", "deny_all"]),
+    (
+        Kind::Resolver,
+        &["c-ares", "hickory", "fail_over", "deny_all"],
+    ),
     (
         Kind::Escaper,
         &[
-            "comply_audit", "direct_fixed", "direct_float", "divert_tcp", "dummy_deny",
-            "proxy_float", "proxy_http", "proxy_https", "proxy_socks5", "proxy_socks5s",
-            "route_client", "route_failover", "route_geoip", "route_mapping", "route_query",
-            "route_resolved", "route_select", "route_upstream", "trick_float",
+            "comply_audit",
+            "direct_fixed",
+            "direct_float",
+            "divert_tcp",
+            "dummy_deny",
+            "proxy_float",
+            "proxy_http",
+            "proxy_https",
+            "proxy_socks5",
+            "proxy_socks5s",
+            "route_client",
+            "route_failover",
+            "route_geoip",
+            "route_mapping",
+            "route_query",
+            "route_resolved",
+            "route_select",
+            "route_upstream",
+            "trick_float",
         ],
     ),
     (Kind::UserGroup, &["basic", "facts", "ldap"]),
@@ -58,9 +75,19 @@ const G3_TYPES: &[(Kind, &[&str])] = &[
     (
         Kind::Server,
         &[
-            "http_proxy", "http_rproxy", "socks_proxy", "tcp_stream", "tls_stream", "sni_proxy",
-            "tcp_tproxy", "plain_tcp_port", "plain_tls_port", "native_tls_port",
-            "plain_quic_port", "intelli_proxy", "dummy_close",
+            "http_proxy",
+            "http_rproxy",
+            "socks_proxy",
+            "tcp_stream",
+            "tls_stream",
+            "sni_proxy",
+            "tcp_tproxy",
+            "plain_tcp_port",
+            "plain_tls_port",
+            "native_tls_port",
+            "plain_quic_port",
+            "intelli_proxy",
+            "dummy_close",
         ],
     ),
 ];
@@ -116,7 +143,10 @@ struct Session<'a> {
 }
 
 /// Reads `name` and `type` of a module document.
-fn head<'a>(kind: Kind, doc: &'a ModuleDoc) -> Result<(String, Option<String>, MapReader<'a>), ConfigError> {
+fn head<'a>(
+    kind: Kind,
+    doc: &'a ModuleDoc,
+) -> Result<(String, Option<String>, MapReader<'a>), ConfigError> {
     let root = Val::root(&doc.node, kind.section());
     let mut map = root.map()?;
     let name_val = map.required("name")?;
@@ -159,9 +189,21 @@ macro_rules! lookup_kind {
 }
 
 impl ModuleLookup for Session<'_> {
-    lookup_kind!(resolver, Kind::Resolver, resolvers, dyn Resolver, "resolver");
+    lookup_kind!(
+        resolver,
+        Kind::Resolver,
+        resolvers,
+        dyn Resolver,
+        "resolver"
+    );
     lookup_kind!(escaper, Kind::Escaper, escapers, dyn Escaper, "escaper");
-    lookup_kind!(user_group, Kind::UserGroup, user_groups, dyn UserGroup, "user group");
+    lookup_kind!(
+        user_group,
+        Kind::UserGroup,
+        user_groups,
+        dyn UserGroup,
+        "user group"
+    );
     lookup_kind!(auditor, Kind::Auditor, auditors, dyn Auditor, "auditor");
     lookup_kind!(server, Kind::Server, servers, dyn Server, "server");
 }
@@ -232,7 +274,8 @@ impl Session<'_> {
                     .ok_or_else(|| type_err(&ty))?;
                 let m = f(&name, map, self)?;
                 let mut b = self.built.borrow_mut();
-                b.resolvers.insert(name.clone(), Arc::new(Handle::new(&name, m)));
+                b.resolvers
+                    .insert(name.clone(), Arc::new(Handle::new(&name, m)));
                 built_set(&mut b);
             }
             Kind::Escaper => {
@@ -242,7 +285,8 @@ impl Session<'_> {
                     .ok_or_else(|| type_err(&ty))?;
                 let m = f(&name, map, self)?;
                 let mut b = self.built.borrow_mut();
-                b.escapers.insert(name.clone(), Arc::new(Handle::new(&name, m)));
+                b.escapers
+                    .insert(name.clone(), Arc::new(Handle::new(&name, m)));
                 built_set(&mut b);
             }
             Kind::UserGroup => {
@@ -250,7 +294,8 @@ impl Session<'_> {
                 let f = find(&self.wiring.user_groups, t).ok_or_else(|| type_err(&ty))?;
                 let m = f(&name, map, self)?;
                 let mut b = self.built.borrow_mut();
-                b.user_groups.insert(name.clone(), Arc::new(Handle::new(&name, m)));
+                b.user_groups
+                    .insert(name.clone(), Arc::new(Handle::new(&name, m)));
                 built_set(&mut b);
             }
             Kind::Auditor => {
@@ -258,7 +303,8 @@ impl Session<'_> {
                 let f = find(&self.wiring.auditors, t).ok_or_else(|| type_err(&ty))?;
                 let m = f(&name, map, self)?;
                 let mut b = self.built.borrow_mut();
-                b.auditors.insert(name.clone(), Arc::new(Handle::new(&name, m)));
+                b.auditors
+                    .insert(name.clone(), Arc::new(Handle::new(&name, m)));
                 built_set(&mut b);
             }
             Kind::Server => {
@@ -268,7 +314,8 @@ impl Session<'_> {
                     .ok_or_else(|| type_err(&ty))?;
                 let m = f(&name, map, self)?;
                 let mut b = self.built.borrow_mut();
-                b.servers.insert(name.clone(), Arc::new(Handle::new(&name, m)));
+                b.servers
+                    .insert(name.clone(), Arc::new(Handle::new(&name, m)));
                 built_set(&mut b);
             }
         }

@@ -33,7 +33,11 @@ impl ListenerSet {
     }
 
     /// Binds the server's listen socket(s) and starts accepting.
-    pub fn spawn(&self, server: Arc<Handle<dyn Server>>, cfg: &ListenConfig) -> std::io::Result<()> {
+    pub fn spawn(
+        &self,
+        server: Arc<Handle<dyn Server>>,
+        cfg: &ListenConfig,
+    ) -> std::io::Result<()> {
         for _ in 0..cfg.instance {
             let std_listener = px_socket::bind_tcp_listener(cfg)?;
             std_listener.set_nonblocking(true)?;
@@ -45,7 +49,12 @@ impl ListenerSet {
             );
             let stop = self.stop.subscribe();
             let name = server.name().to_string();
-            let jh = tokio::spawn(accept_loop(listener, server.clone(), self.tasks.clone(), stop));
+            let jh = tokio::spawn(accept_loop(
+                listener,
+                server.clone(),
+                self.tasks.clone(),
+                stop,
+            ));
             self.loops
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -57,9 +66,13 @@ impl ListenerSet {
     /// Stops every accept loop and closes the listening sockets.
     pub async fn stop_all(&self) {
         let _ = self.stop.send(true);
-        let loops: Vec<_> = std::mem::take(&mut *self.loops.lock().unwrap_or_else(|e| e.into_inner()));
+        let loops: Vec<_> =
+            std::mem::take(&mut *self.loops.lock().unwrap_or_else(|e| e.into_inner()));
         for (name, jh) in loops {
-            if tokio::time::timeout(Duration::from_secs(5), jh).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(5), jh)
+                .await
+                .is_err()
+            {
                 warn!("listener of server {name} did not stop in time");
             }
         }

@@ -175,9 +175,15 @@ fn every_error_is_reported_with_position() {
     let all = text.join("\n");
     assert!(all.contains("main.yaml:7:15: escaper[e].resolver"), "{all}");
     assert!(all.contains("main.yaml:20:11: server[t].type"), "{all}");
-    assert!(all.contains("escaper[e].resolver: no resolver named `missing`"), "{all}");
+    assert!(
+        all.contains("escaper[e].resolver: no resolver named `missing`"),
+        "{all}"
+    );
     assert!(all.contains("duplicate server name `s`"), "{all}");
-    assert!(all.contains("`tcp_stream` is known to g3proxy but not implemented yet"), "{all}");
+    assert!(
+        all.contains("`tcp_stream` is known to g3proxy but not implemented yet"),
+        "{all}"
+    );
     assert!(all.contains("unknown server type `nonsense`"), "{all}");
     assert!(all.contains("server[v].tls_server"), "{all}");
     assert!(all.contains("not implemented yet"), "{all}");

@@ -10,12 +10,21 @@
 //! log::info!("up {} down {}: {}", outcome.up_bytes, outcome.down_bytes, outcome.end.reason());
 //! # }
 //! ```
+//!
+//! Servers that parse what they forward (HTTP heads, framed bodies) instead of
+//! relaying blindly wrap each side in a [`LimitedStream`] (the same slice-based
+//! speed limiter as the relay, plus a shared activity counter) and run each
+//! transfer under [`idle_guard`] (the same idle check as the relay).
 
 mod copy;
 mod idle;
 mod limit;
 pub mod relay;
 pub mod splice;
+mod stream;
+
+pub use idle::{IdleTimeout, idle_guard};
+pub use stream::LimitedStream;
 
 pub use relay::{
     DEFAULT_BUF_SIZE, RelayEnd, RelayOpts, RelayOutcome, RelayPath, Side, relay, relay_tcp,

@@ -1,19 +1,21 @@
-//! Per-direction speed limiting by time slices.
+//! Per-direction speed limiting by time slices, shared by the relay loop
+//! ([`crate::copy`]) and [`crate::LimitedStream`].
 //!
 //! A [`Limiter`] holds a byte budget for the current slice of 2^shift ms. A
-//! read may take at most the remaining budget; only when the budget is spent
-//! does the limiter look at the clock and, if the slice is not over, sleep
-//! until it ends. There is no timer per read, and one `Sleep` per direction is
-//! allocated the first time it is needed and reset afterwards.
+//! read (or write) may take at most the remaining budget; only when the budget
+//! is spent does the limiter look at the clock and, if the slice is not over,
+//! sleep until it ends. There is no timer per read, and one `Sleep` per
+//! direction is allocated the first time it is needed and reset afterwards.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use px_core::value::SpeedLimit;
 use tokio::time::{Instant, Sleep};
 
-/// A byte budget per time slice for one direction of a relay.
+/// A byte budget per time slice for one direction of a relay or stream.
 pub(crate) struct Limiter {
     slice: Duration,
     per_slice: u64,
@@ -37,7 +39,17 @@ impl Limiter {
         })
     }
 
-    /// How many bytes may be read now; pending while the slice budget is spent.
+    /// The limiter for `limit.upload` (client -> upstream); `None` when unlimited.
+    pub(crate) fn upload(limit: &SpeedLimit) -> Option<Limiter> {
+        Limiter::new(limit.shift_millis, limit.upload)
+    }
+
+    /// The limiter for `limit.download` (upstream -> client); `None` when unlimited.
+    pub(crate) fn download(limit: &SpeedLimit) -> Option<Limiter> {
+        Limiter::new(limit.shift_millis, limit.download)
+    }
+
+    /// How many bytes may be moved now; pending while the slice budget is spent.
     pub(crate) fn poll_budget(&mut self, cx: &mut Context<'_>) -> Poll<usize> {
         loop {
             if self.budget > 0 {
@@ -71,7 +83,7 @@ impl Limiter {
         }
     }
 
-    /// Accounts bytes just read.
+    /// Accounts bytes just moved.
     pub(crate) fn consume(&mut self, n: usize) {
         self.budget = self.budget.saturating_sub(n as u64);
     }

@@ -163,16 +163,8 @@ where
     U: AsyncRead + AsyncWrite + Unpin + ?Sized,
 {
     let limit = opts.effective_limit();
-    let mut up = Dir::new(
-        opts.buf_size,
-        to_upstream,
-        Limiter::new(limit.shift_millis, limit.upload),
-    );
-    let mut down = Dir::new(
-        opts.buf_size,
-        to_client,
-        Limiter::new(limit.shift_millis, limit.download),
-    );
+    let mut up = Dir::new(opts.buf_size, to_upstream, Limiter::upload(&limit));
+    let mut down = Dir::new(opts.buf_size, to_client, Limiter::download(&limit));
     let mut idle = opts.idle_timeout.map(IdleCheck::new);
     let mut up_done = false;
     let mut down_done = false;

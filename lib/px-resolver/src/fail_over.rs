@@ -15,10 +15,13 @@
 //! server failures are not cached. The primary and standby are held by their
 //! handles, so a reload of either is seen by the next query.
 //!
-//! Keys: `primary` (required), `standby` (required), `fallback_delay`
-//! (duration, default 100ms), `negative_ttl` (u32 seconds, default 30),
-//! `retry_empty_record` (bool, default false). See
-//! `doc/config/resolver/fail_over.md`.
+//! Keys: `primary` (required), `standby` (required, not the primary),
+//! `fallback_delay` (aliases `delay`, `fallback_timeout`, `timeout`; duration,
+//! default 100ms), `negative_ttl` (alias `protective_cache_ttl`; u32 seconds,
+//! default 30, 0 disables), `retry_empty_record` (bool, default false),
+//! `protective_query_timeout` (duration, default 60s, a hard bound on one
+//! query), `graceful_stop_wait` (accepted: with no thread of its own, queries
+//! in flight always finish). See `doc/config/resolver/fail_over.md`.
 //!
 //! ```yaml
 //! resolver:
@@ -220,7 +223,10 @@ impl Resolver for FailOver {
     async fn resolve_family(&self, domain: &str, family: AddrFamily) -> Outcome {
         let trimmed = domain.trim();
         let key = (
-            trimmed.strip_suffix('.').unwrap_or(trimmed).to_ascii_lowercase(),
+            trimmed
+                .strip_suffix('.')
+                .unwrap_or(trimmed)
+                .to_ascii_lowercase(),
             family,
         );
         if let Some(e) = self.cached(&key) {
@@ -322,7 +328,11 @@ mod tests {
         ];
         for (i, (p, s, want)) in cases.into_iter().enumerate() {
             let r = fo(Arc::clone(&p), Arc::clone(&s), false);
-            assert_eq!(r.resolve_family("a.test", AddrFamily::Ipv4).await, want, "case {i}");
+            assert_eq!(
+                r.resolve_family("a.test", AddrFamily::Ipv4).await,
+                want,
+                "case {i}"
+            );
         }
         let (p, s) = (fixed(10, ip(1)), fixed(10, ip(2)));
         fo(Arc::clone(&p), Arc::clone(&s), false)
@@ -335,7 +345,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn empty_answers_and_negative_cache() {
         let r = fo(fixed(10, Ok(vec![])), fixed(10, ip(2)), false);
-        assert_eq!(r.resolve_family("a.test", AddrFamily::Ipv4).await, Ok(vec![]));
+        assert_eq!(
+            r.resolve_family("a.test", AddrFamily::Ipv4).await,
+            Ok(vec![])
+        );
         let r = fo(fixed(10, Ok(vec![])), fixed(10, ip(2)), true);
         assert_eq!(r.resolve_family("a.test", AddrFamily::Ipv4).await, ip(2));
 
@@ -346,7 +359,10 @@ mod tests {
             assert!(r.resolve_family("A.test.", AddrFamily::Ipv4).await.is_err());
         }
         assert_eq!(p.calls.load(Ordering::SeqCst), 1);
-        let (p, s) = (fixed(10, Err(ResolveError::Timeout)), fixed(10, Err(ResolveError::Timeout)));
+        let (p, s) = (
+            fixed(10, Err(ResolveError::Timeout)),
+            fixed(10, Err(ResolveError::Timeout)),
+        );
         let r = fo(Arc::clone(&p), Arc::clone(&s), false);
         for _ in 0..2 {
             assert_eq!(
@@ -418,8 +434,13 @@ mod tests {
         assert_eq!(e.key_path, "resolver[fo].primary");
         let e = parse("primary: a\n").err().unwrap();
         assert!(e.message.contains("standby"), "{e}");
-        let e = parse("primary: a\nstandby: b\nfallback_delay: x\n").err().unwrap();
-        assert_eq!((e.line, e.key_path.as_str()), (3, "resolver[fo].fallback_delay"));
+        let e = parse("primary: a\nstandby: b\nfallback_delay: x\n")
+            .err()
+            .unwrap();
+        assert_eq!(
+            (e.line, e.key_path.as_str()),
+            (3, "resolver[fo].fallback_delay")
+        );
         let e = parse("primary: a\nstandby: b\nextra: 1\n").err().unwrap();
         assert_eq!(e.key_path, "resolver[fo].extra");
     }

@@ -106,7 +106,16 @@ mod tests {
 
     #[test]
     fn type_names() {
-        for t in ["c-ares", "C_ARES", "cares", "hickory", "fail_over", "FailOver", "deny_all", "denyall"] {
+        for t in [
+            "c-ares",
+            "C_ARES",
+            "cares",
+            "hickory",
+            "fail_over",
+            "FailOver",
+            "deny_all",
+            "denyall",
+        ] {
             assert!(factory(t).is_some(), "{t}");
         }
         assert!(factory("trust-dns").is_none());

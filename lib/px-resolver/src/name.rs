@@ -86,7 +86,15 @@ mod tests {
 
     #[test]
     fn bad_names_are_rejected() {
-        for bad in ["", ".", "a..b", "a b.com", "é.com", &"a".repeat(64), &"a.".repeat(130)] {
+        for bad in [
+            "",
+            ".",
+            "a..b",
+            "a b.com",
+            "é.com",
+            &"a".repeat(64),
+            &"a.".repeat(130),
+        ] {
             assert_eq!(parse(bad), Err(ResolveError::InvalidName), "{bad:?}");
         }
     }

@@ -168,10 +168,14 @@ fn convert(y: MarkedYamlOwned, file: &Arc<PathBuf>) -> Result<Node, ConfigError>
                             .into_iter()
                             .map(|i| match i.value {
                                 Value::Map(m) => Ok(m),
-                                _ => Err(bad(&i.pos, "merge key `<<` takes a map or a list of maps")),
+                                _ => {
+                                    Err(bad(&i.pos, "merge key `<<` takes a map or a list of maps"))
+                                }
                             })
                             .collect::<Result<_, _>>()?,
-                        _ => return Err(bad(&v.pos, "merge key `<<` takes a map or a list of maps")),
+                        _ => {
+                            return Err(bad(&v.pos, "merge key `<<` takes a map or a list of maps"));
+                        }
                     };
                     for m in sources {
                         merged.extend(m);

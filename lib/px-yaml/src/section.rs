@@ -46,7 +46,9 @@ pub fn read_section(v: &Val<'_>, suffix: &str) -> Result<Vec<ModuleDoc>, ConfigE
                 let mut files: Vec<PathBuf> = std::fs::read_dir(&path)
                     .map_err(|e| v.err(format!("cannot read directory {}: {e}", path.display())))?
                     .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.is_file() && p.extension().and_then(|e| e.to_str()) == Some(suffix))
+                    .filter(|p| {
+                        p.is_file() && p.extension().and_then(|e| e.to_str()) == Some(suffix)
+                    })
                     .collect();
                 files.sort();
                 let mut out = Vec::new();

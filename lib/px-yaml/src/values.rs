@@ -142,7 +142,11 @@ pub fn tcp_speed_limit(v: &Val<'_>) -> Result<SpeedLimit, ConfigError> {
             match m.get_any(keys) {
                 Some(x) => {
                     let (b, ps) = size_per_sec(&x)?;
-                    Ok(Some(if ps { b.saturating_mul(1 << shift_millis) / 1000 } else { b }))
+                    Ok(Some(if ps {
+                        b.saturating_mul(1 << shift_millis) / 1000
+                    } else {
+                        b
+                    }))
                 }
                 None => Ok(None),
             }
@@ -275,8 +279,7 @@ pub fn sockaddr(v: &Val<'_>, default_port: Option<u16>) -> Result<SocketAddr, Co
     }
     let s = v.as_str()?;
     let s = env_or_literal(v, s)?;
-    parse_sockaddr(&s, default_port)
-        .ok_or_else(|| v.err(format!("invalid socket address {s:?}")))
+    parse_sockaddr(&s, default_port).ok_or_else(|| v.err(format!("invalid socket address {s:?}")))
 }
 
 /// An IP address.
@@ -308,7 +311,8 @@ pub fn host(v: &Val<'_>) -> Result<Host, ConfigError> {
 /// An upstream `host:port` (the port may be defaulted).
 pub fn upstream_addr(v: &Val<'_>, default_port: Option<u16>) -> Result<UpstreamAddr, ConfigError> {
     let s = v.as_text()?;
-    UpstreamAddr::parse(&s, default_port).ok_or_else(|| v.err(format!("invalid upstream address {s:?}")))
+    UpstreamAddr::parse(&s, default_port)
+        .ok_or_else(|| v.err(format!("invalid upstream address {s:?}")))
 }
 
 /// A TCP listen config: a port, an address string, or a map with `address`,
@@ -404,15 +408,23 @@ fn port_ranges(v: &Val<'_>) -> Result<Vec<(u16, u16)>, ConfigError> {
         }
         let range = match part.split_once('-') {
             Some((a, b)) => {
-                let a: u16 = a.trim().parse().map_err(|_| v.err(format!("invalid port {a:?}")))?;
-                let b: u16 = b.trim().parse().map_err(|_| v.err(format!("invalid port {b:?}")))?;
+                let a: u16 = a
+                    .trim()
+                    .parse()
+                    .map_err(|_| v.err(format!("invalid port {a:?}")))?;
+                let b: u16 = b
+                    .trim()
+                    .parse()
+                    .map_err(|_| v.err(format!("invalid port {b:?}")))?;
                 if b < a {
                     return Err(v.err(format!("invalid port range {part:?}")));
                 }
                 (a, b)
             }
             None => {
-                let p: u16 = part.parse().map_err(|_| v.err(format!("invalid port {part:?}")))?;
+                let p: u16 = part
+                    .parse()
+                    .map_err(|_| v.err(format!("invalid port {part:?}")))?;
                 (p, p)
             }
         };
@@ -523,14 +535,20 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
         assert_eq!(parse_duration("1m"), Some(Duration::from_secs(60)));
-        assert_eq!(parse_duration("1h 30m 71s"), Some(Duration::from_secs(5471)));
+        assert_eq!(
+            parse_duration("1h 30m 71s"),
+            Some(Duration::from_secs(5471))
+        );
         assert_eq!(parse_duration("200ms"), Some(Duration::from_millis(200)));
         assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
         assert_eq!(parse_duration("5"), Some(Duration::from_secs(5)));
         assert_eq!(parse_duration("abc"), None);
         assert_eq!(parse_duration("10x"), None);
         let n = val("10");
-        assert_eq!(duration(&Val::root(&n, "t")).unwrap(), Duration::from_secs(10));
+        assert_eq!(
+            duration(&Val::root(&n, "t")).unwrap(),
+            Duration::from_secs(10)
+        );
     }
 
     #[test]
@@ -555,7 +573,10 @@ mod tests {
         assert_eq!(b.download, Some(80_000_000));
         let n = val("{shift: 8, north: 1000, south_bytes: 2K}");
         let c = tcp_speed_limit(&Val::root(&n, "t")).unwrap();
-        assert_eq!((c.shift_millis, c.upload, c.download), (8, Some(1000), Some(2000)));
+        assert_eq!(
+            (c.shift_millis, c.upload, c.download),
+            (8, Some(1000), Some(2000))
+        );
         let n = val("{shift: 8, bogus: 1}");
         assert!(tcp_speed_limit(&Val::root(&n, "t")).is_err());
     }
@@ -566,15 +587,27 @@ mod tests {
             parse_sockaddr("[127.0.0.1]:1234", None),
             Some("127.0.0.1:1234".parse().unwrap())
         );
-        assert_eq!(parse_sockaddr("[::]:8080", None), Some("[::]:8080".parse().unwrap()));
-        assert_eq!(parse_sockaddr("8080", None), Some("[::]:8080".parse().unwrap()));
-        assert_eq!(parse_sockaddr("1.2.3.4", Some(53)), Some("1.2.3.4:53".parse().unwrap()));
+        assert_eq!(
+            parse_sockaddr("[::]:8080", None),
+            Some("[::]:8080".parse().unwrap())
+        );
+        assert_eq!(
+            parse_sockaddr("8080", None),
+            Some("[::]:8080".parse().unwrap())
+        );
+        assert_eq!(
+            parse_sockaddr("1.2.3.4", Some(53)),
+            Some("1.2.3.4:53".parse().unwrap())
+        );
         assert_eq!(parse_sockaddr("1.2.3.4", None), None);
         let n = val("{address: \"127.0.0.1:80\", backlog: 100}");
         let l = listen(&Val::root(&n, "listen")).unwrap();
         assert_eq!(l.backlog, 100);
         let n = val("8080");
-        assert_eq!(listen(&Val::root(&n, "listen")).unwrap().address.port(), 8080);
+        assert_eq!(
+            listen(&Val::root(&n, "listen")).unwrap().address.port(),
+            8080
+        );
     }
 
     #[test]
@@ -606,11 +639,20 @@ mod tests {
         );
         let n = val("{query: ipv4only, pick: random}");
         let r = resolve_strategy(&Val::root(&n, "r")).unwrap();
-        assert_eq!((r.query, r.pick), (QueryStrategy::Ipv4Only, PickStrategy::Random));
+        assert_eq!(
+            (r.query, r.pick),
+            (QueryStrategy::Ipv4Only, PickStrategy::Random)
+        );
         let n = val("1000/s");
-        assert_eq!(rate(&Val::root(&n, "r")).unwrap(), (1000, Duration::from_secs(1)));
+        assert_eq!(
+            rate(&Val::root(&n, "r")).unwrap(),
+            (1000, Duration::from_secs(1))
+        );
         let n = val("5/m");
-        assert_eq!(rate(&Val::root(&n, "r")).unwrap().1, Duration::from_secs(60));
+        assert_eq!(
+            rate(&Val::root(&n, "r")).unwrap().1,
+            Duration::from_secs(60)
+        );
     }
 
     proptest::proptest! {

@@ -76,9 +76,9 @@ fn driver(v: &Val<'_>) -> Result<LogDriver, ConfigError> {
         "stderr" => Ok(LogDriver::Stderr),
         "syslog" => Ok(LogDriver::Syslog),
         "journal" => Ok(LogDriver::Journal),
-        "fluentd" => Err(v.err(
-            "log driver `fluentd` is known to g3proxy but not implemented yet by this proxy",
-        )),
+        "fluentd" => Err(
+            v.err("log driver `fluentd` is known to g3proxy but not implemented yet by this proxy")
+        ),
         other => Err(v.err(format!(
             "unknown log driver `{other}` (discard, stdout, stderr, syslog, journal)"
         ))),

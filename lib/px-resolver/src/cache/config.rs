@@ -77,7 +77,12 @@ impl CacheConfig {
         if let Some(v) = map.get("positive_min_ttl") {
             c.positive_min_ttl = v.as_int()?;
         }
-        let max_keys = ["positive_max_ttl", "positive_ttl", "max_cache_ttl", "maximum_cache_ttl"];
+        let max_keys = [
+            "positive_max_ttl",
+            "positive_ttl",
+            "max_cache_ttl",
+            "maximum_cache_ttl",
+        ];
         if let Some(v) = map.get_any(&max_keys) {
             c.positive_max_ttl = v.as_int()?;
             if c.positive_max_ttl < c.positive_min_ttl {
@@ -90,7 +95,8 @@ impl CacheConfig {
         if c.positive_max_ttl < c.positive_min_ttl {
             c.positive_max_ttl = c.positive_min_ttl;
         }
-        if let Some(v) = map.get_any(&["negative_min_ttl", "negative_ttl", "protective_cache_ttl"]) {
+        if let Some(v) = map.get_any(&["negative_min_ttl", "negative_ttl", "protective_cache_ttl"])
+        {
             c.negative_min_ttl = v.as_int()?;
         }
         if let Some(v) = map.get("negative_max_ttl") {
@@ -127,7 +133,10 @@ impl CacheConfig {
     /// TTL (from the SOA) when known.
     pub(crate) fn negative_ttl(&self, server_ttl: Option<u32>) -> u32 {
         let min = self.negative_min_ttl;
-        let cap = self.negative_max_ttl.unwrap_or(self.positive_max_ttl).max(min);
+        let cap = self
+            .negative_max_ttl
+            .unwrap_or(self.positive_max_ttl)
+            .max(min);
         server_ttl.unwrap_or(min).clamp(min, cap)
     }
 }
@@ -181,11 +190,17 @@ mod tests {
     #[test]
     fn errors_name_their_line() {
         let e = read("positive_min_ttl: 100\npositive_max_ttl: 50\n").unwrap_err();
-        assert_eq!((e.line, e.key_path.as_str()), (2, "resolver[r].positive_max_ttl"));
+        assert_eq!(
+            (e.line, e.key_path.as_str()),
+            (2, "resolver[r].positive_max_ttl")
+        );
         let e = read("\nprotective_query_timeout: 0\n").unwrap_err();
         assert_eq!(e.line, 2);
         let e = read("negative_ttl: 10\nnegative_max_ttl: 5\n").unwrap_err();
-        assert_eq!((e.line, e.key_path.as_str()), (2, "resolver[r].negative_max_ttl"));
+        assert_eq!(
+            (e.line, e.key_path.as_str()),
+            (2, "resolver[r].negative_max_ttl")
+        );
         let e = read("negative_ttl: -1\n").unwrap_err();
         assert_eq!(e.key_path, "resolver[r].negative_ttl");
         let e = read("graceful_stop_wait: soon\n").unwrap_err();

@@ -19,7 +19,7 @@
 //!
 //! Keys: those of [`CacheConfig`] (`graceful_stop_wait`,
 //! `protective_query_timeout`, `positive_min_ttl`, `positive_max_ttl`,
-//! `negative_min_ttl`), read by each driver's config.
+//! `negative_min_ttl`, `negative_max_ttl`), read by each driver's config.
 //!
 //! ```yaml
 //! resolver:
@@ -230,7 +230,12 @@ impl Shared {
     }
 
     /// Puts a query result in the cache; returns what the callers get.
-    fn store(&self, domain: String, family: AddrFamily, result: Result<Answer, Failure>) -> Outcome {
+    fn store(
+        &self,
+        domain: String,
+        family: AddrFamily,
+        result: Result<Answer, Failure>,
+    ) -> Outcome {
         let now = Instant::now();
         let (outcome, lifetime) = match result {
             Ok(a) if !a.addrs.is_empty() => {
@@ -239,9 +244,17 @@ impl Shared {
             }
             Ok(_) => {
                 let ttl = self.config.negative_ttl(None);
-                (Err(ResolveError::NotFound(domain.clone())), Some((ttl, ttl)))
+                (
+                    Err(ResolveError::NotFound(domain.clone())),
+                    Some((ttl, ttl)),
+                )
             }
-            Err(f @ Failure { error: ResolveError::NotFound(_) | ResolveError::InvalidName, .. }) => {
+            Err(
+                f @ Failure {
+                    error: ResolveError::NotFound(_) | ResolveError::InvalidName,
+                    ..
+                },
+            ) => {
                 let ttl = self.config.negative_ttl(f.ttl);
                 (Err(f.error), Some((ttl, ttl)))
             }

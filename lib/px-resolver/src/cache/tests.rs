@@ -31,15 +31,9 @@ impl Driver for Script {
                 "fail.test" => Err(ResolveError::ServerFailure("boom".into()).into()),
                 "slow.test" => {
                     tokio::time::sleep(Duration::from_secs(10)).await;
-                    Ok(Answer {
-                        addrs: vec![],
-                        ttl,
-                    })
+                    Ok(Answer { addrs: vec![], ttl })
                 }
-                "empty.test" => Ok(Answer {
-                    addrs: vec![],
-                    ttl,
-                }),
+                "empty.test" => Ok(Answer { addrs: vec![], ttl }),
                 _ => Ok(Answer {
                     addrs: vec![IpAddr::from([10, 0, 0, n as u8])],
                     ttl,
@@ -83,8 +77,14 @@ async fn concurrent_callers_share_one_query() {
     }
     assert_eq!(queries.load(Ordering::SeqCst), 1);
     // a cached answer needs no query; the other family is its own entry
-    assert_eq!(r.resolve_family("ok.test", AddrFamily::Ipv4).await.unwrap(), v4(1));
-    assert_eq!(r.resolve_family("ok.test", AddrFamily::Ipv6).await.unwrap(), v4(2));
+    assert_eq!(
+        r.resolve_family("ok.test", AddrFamily::Ipv4).await.unwrap(),
+        v4(1)
+    );
+    assert_eq!(
+        r.resolve_family("ok.test", AddrFamily::Ipv6).await.unwrap(),
+        v4(2)
+    );
     assert_eq!(queries.load(Ordering::SeqCst), 2);
 }
 
@@ -132,14 +132,26 @@ async fn expired_answer_is_served_while_refreshing() {
         ..CacheConfig::default()
     };
     let (r, queries) = resolver(config, Duration::from_millis(50), 0);
-    assert_eq!(r.resolve_family("ok.test", AddrFamily::Ipv4).await.unwrap(), v4(1));
+    assert_eq!(
+        r.resolve_family("ok.test", AddrFamily::Ipv4).await.unwrap(),
+        v4(1)
+    );
     // expired: the old answer comes back at once, a refresh starts
-    assert_eq!(r.resolve_family("ok.test", AddrFamily::Ipv4).await.unwrap(), v4(1));
+    assert_eq!(
+        r.resolve_family("ok.test", AddrFamily::Ipv4).await.unwrap(),
+        v4(1)
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(r.resolve_family("ok.test", AddrFamily::Ipv4).await.unwrap(), v4(2));
+    assert_eq!(
+        r.resolve_family("ok.test", AddrFamily::Ipv4).await.unwrap(),
+        v4(2)
+    );
     tokio::time::sleep(Duration::from_millis(1200)).await;
     // vanished: the caller waits for a fresh answer
-    assert_eq!(r.resolve_family("ok.test", AddrFamily::Ipv4).await.unwrap(), v4(4));
+    assert_eq!(
+        r.resolve_family("ok.test", AddrFamily::Ipv4).await.unwrap(),
+        v4(4)
+    );
     assert!(queries.load(Ordering::SeqCst) >= 4);
 }
 
@@ -162,7 +174,9 @@ async fn protective_timeout_bounds_a_query() {
 async fn ip_literals_and_bad_names_need_no_query() {
     let (r, queries) = resolver(CacheConfig::default(), Duration::ZERO, 300);
     assert_eq!(
-        r.resolve_family("192.0.2.1", AddrFamily::Ipv4).await.unwrap(),
+        r.resolve_family("192.0.2.1", AddrFamily::Ipv4)
+            .await
+            .unwrap(),
         vec![IpAddr::from([192, 0, 2, 1])]
     );
     assert_eq!(

@@ -14,7 +14,7 @@
 //! `socket_send_buffer_size`, `socket_recv_buffer_size`, `bind_ipv4`,
 //! `bind_ipv6`, and the cache keys `graceful_stop_wait`,
 //! `protective_query_timeout`, `positive_min_ttl`, `positive_max_ttl`,
-//! `negative_min_ttl`. See `doc/config/resolver/c-ares.md`.
+//! `negative_min_ttl`, `negative_max_ttl`. See `doc/config/resolver/c-ares.md`.
 //!
 //! ```yaml
 //! resolver:
@@ -77,8 +77,8 @@ impl CaresDriver {
         }
         // 0 disables c-ares' own cache: ours sits in front
         opts.set_query_cache_max_ttl(0);
-        let resolver = FutureResolver::with_options(opts)
-            .map_err(|e| format!("cannot start c-ares: {e}"))?;
+        let resolver =
+            FutureResolver::with_options(opts).map_err(|e| format!("cannot start c-ares: {e}"))?;
         if !c.servers.is_empty() {
             let list: Vec<String> = c.servers.iter().map(|s| s.to_string()).collect();
             resolver
@@ -155,8 +155,14 @@ mod tests {
     #[test]
     fn errors_map_to_resolve_errors() {
         let f = |e| failure(e, "x.test".into()).error;
-        assert_eq!(f(c_ares::Error::ENOTFOUND), ResolveError::NotFound("x.test".into()));
-        assert_eq!(f(c_ares::Error::ENODATA), ResolveError::NotFound("x.test".into()));
+        assert_eq!(
+            f(c_ares::Error::ENOTFOUND),
+            ResolveError::NotFound("x.test".into())
+        );
+        assert_eq!(
+            f(c_ares::Error::ENODATA),
+            ResolveError::NotFound("x.test".into())
+        );
         assert_eq!(f(c_ares::Error::ETIMEOUT), ResolveError::Timeout);
         assert_eq!(f(c_ares::Error::EBADNAME), ResolveError::InvalidName);
         assert!(matches!(
@@ -168,10 +174,17 @@ mod tests {
     #[test]
     fn answer_takes_the_smallest_ttl() {
         let a = answer(
-            [(IpAddr::from([1, 1, 1, 1]), 300), (IpAddr::from([1, 0, 0, 1]), 60)].into_iter(),
+            [
+                (IpAddr::from([1, 1, 1, 1]), 300),
+                (IpAddr::from([1, 0, 0, 1]), 60),
+            ]
+            .into_iter(),
         );
         assert_eq!(a.ttl, 60);
         assert_eq!(a.addrs.len(), 2);
-        assert_eq!(answer([(IpAddr::from([1, 1, 1, 1]), -5)].into_iter()).ttl, 0);
+        assert_eq!(
+            answer([(IpAddr::from([1, 1, 1, 1]), -5)].into_iter()).ttl,
+            0
+        );
     }
 }

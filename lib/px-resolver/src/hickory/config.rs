@@ -180,9 +180,9 @@ fn protocol(v: &Val<'_>, s: &str) -> Result<Option<Protocol>, ConfigError> {
         "dns-over-tls" | "dot" | "tls" => Ok(Some(Protocol::Tls)),
         "dns-over-https" | "doh" | "https" => Ok(Some(Protocol::Https)),
         "dns-over-quic" | "doq" | "quic" => Ok(Some(Protocol::Quic)),
-        "dns-over-http/3" | "doh3" | "h3" => Err(v.err(
-            "dns-over-http/3 is known to g3proxy but not implemented yet by this proxy",
-        )),
+        "dns-over-http/3" | "doh3" | "h3" => {
+            Err(v.err("dns-over-http/3 is known to g3proxy but not implemented yet by this proxy"))
+        }
         _ => Ok(None),
     }
 }
@@ -190,8 +190,7 @@ fn protocol(v: &Val<'_>, s: &str) -> Result<Option<Protocol>, ConfigError> {
 fn tls_name(v: &Val<'_>) -> Result<String, ConfigError> {
     let s = v.as_text()?;
     let s = s.trim();
-    ServerName::try_from(s.to_string())
-        .map_err(|_| v.err(format!("invalid tls name {s:?}")))?;
+    ServerName::try_from(s.to_string()).map_err(|_| v.err(format!("invalid tls name {s:?}")))?;
     Ok(s.to_string())
 }
 
@@ -291,11 +290,18 @@ mod tests {
         .unwrap();
         assert_eq!(
             c.servers,
-            vec![(ip("1.1.1.1"), None), (ip("::1"), None), (ip("127.0.0.1"), Some(5353))]
+            vec![
+                (ip("1.1.1.1"), None),
+                (ip("::1"), None),
+                (ip("127.0.0.1"), Some(5353))
+            ]
         );
         assert_eq!(c.server_port, Some(54));
         let e = c.encryption.clone().unwrap();
-        assert_eq!((e.protocol, e.tls_name.as_deref()), (Protocol::Https, Some("dns.example")));
+        assert_eq!(
+            (e.protocol, e.tls_name.as_deref()),
+            (Protocol::Https, Some("dns.example"))
+        );
         assert_eq!(c.connect_timeout, Duration::from_secs(1));
         assert_eq!(c.request_timeout, Duration::from_secs(2));
         assert_eq!(c.each_tries, 3);
@@ -312,17 +318,29 @@ mod tests {
 
     #[test]
     fn encryption_forms() {
-        let enc = |y: &str| read(&format!("server: 1.1.1.1\n{y}")).unwrap().encryption.unwrap();
+        let enc = |y: &str| {
+            read(&format!("server: 1.1.1.1\n{y}"))
+                .unwrap()
+                .encryption
+                .unwrap()
+        };
         let e = enc("encryption: dns-over-https\n");
         assert_eq!((e.protocol, e.tls_name.clone()), (Protocol::Https, None));
         assert_eq!(&*e.server_name(ip("1.1.1.1")), "1.1.1.1");
-        for (word, p) in [("DoT", Protocol::Tls), ("quic", Protocol::Quic), ("dns_over_quic", Protocol::Quic)] {
+        for (word, p) in [
+            ("DoT", Protocol::Tls),
+            ("quic", Protocol::Quic),
+            ("dns_over_quic", Protocol::Quic),
+        ] {
             assert_eq!(enc(&format!("encryption: {word}\n")).protocol, p);
         }
         let e = enc("encryption: dns-over-tls\ntls_name: one.one.one.one\n");
         assert_eq!(e.tls_name.as_deref(), Some("one.one.one.one"));
         let e = enc("encrypt: cloudflare-dns.com\n");
-        assert_eq!((e.protocol, e.tls_name.as_deref()), (Protocol::Tls, Some("cloudflare-dns.com")));
+        assert_eq!(
+            (e.protocol, e.tls_name.as_deref()),
+            (Protocol::Tls, Some("cloudflare-dns.com"))
+        );
         let e = enc("encryption:\n  tls_name: a.test\n  tls_client:\n    no_session_cache: true\n");
         assert!(e.tls.no_session_cache);
         let c = read("server: 1.1.1.1\nencryption: doq\n").unwrap();
@@ -340,7 +358,10 @@ mod tests {
         let e = read("server: 1.1.1.1\nencryption: h3\n").unwrap_err();
         assert!(e.message.contains("not implemented"), "{e}");
         let e = read("server: 1.1.1.1\nencryption:\n  protocol: smoke-signals\n").unwrap_err();
-        assert_eq!((e.line, e.key_path.as_str()), (3, "resolver[h].encryption.protocol"));
+        assert_eq!(
+            (e.line, e.key_path.as_str()),
+            (3, "resolver[h].encryption.protocol")
+        );
         let e = read("server: 1.1.1.1\nencryption:\n  tls_name: 'bad name!'\n").unwrap_err();
         assert_eq!(e.key_path, "resolver[h].encryption.tls_name");
         let e = read("server: 1.1.1.1\nencryption:\n  colour: blue\n").unwrap_err();
@@ -354,7 +375,10 @@ mod tests {
         let e = read("server: 1.1.1.1\nserver_port: 0\n").unwrap_err();
         assert_eq!(e.key_path, "resolver[h].server_port");
         let e = read("server: 1.1.1.1\n\neach_timeout: 0\n").unwrap_err();
-        assert_eq!((e.line, e.key_path.as_str()), (3, "resolver[h].each_timeout"));
+        assert_eq!(
+            (e.line, e.key_path.as_str()),
+            (3, "resolver[h].each_timeout")
+        );
         let e = read("server: 1.1.1.1\neach_tries: 0\n").unwrap_err();
         assert_eq!(e.key_path, "resolver[h].each_tries");
     }

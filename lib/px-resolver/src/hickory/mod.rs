@@ -19,7 +19,8 @@
 //! `connect_timeout`, `request_timeout`, `each_tries` (alias
 //! `retry_attempts`), `each_timeout`, `retry_interval`, `bind_ip`, and the
 //! cache keys `graceful_stop_wait`, `protective_query_timeout`,
-//! `positive_min_ttl`, `positive_max_ttl`, `negative_min_ttl`. Known to
+//! `positive_min_ttl`, `positive_max_ttl`, `negative_min_ttl`,
+//! `negative_max_ttl`. Known to
 //! g3proxy but not implemented: `bind_interface`, `tcp_misc_opts`,
 //! `udp_misc_opts`, and the `dns-over-http/3` protocol. See
 //! `doc/config/resolver/hickory.md`.
@@ -40,12 +41,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_resolver::config::{
-    ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig,
-};
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig};
+use hickory_resolver::lookup::Lookup;
 use hickory_resolver::net::{DnsError, NetError, NoRecords};
 use hickory_resolver::proto::rr::{RData, RecordType};
-use hickory_resolver::lookup::Lookup;
 use px_core::{AddrFamily, ModuleLookup, ResolveError, Resolver};
 use px_yaml::{ConfigError, MapReader};
 use tokio::task::JoinSet;

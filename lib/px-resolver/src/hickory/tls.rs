@@ -54,7 +54,12 @@ impl TlsClientConfig {
     /// Reads a `tls_client` map.
     pub(crate) fn read(v: &Val<'_>) -> Result<Self, ConfigError> {
         let mut map = v.map()?;
-        map.unimplemented(&["cert_pair", "certificate", "private_key", "handshake_timeout"])?;
+        map.unimplemented(&[
+            "cert_pair",
+            "certificate",
+            "private_key",
+            "handshake_timeout",
+        ])?;
         let mut c = TlsClientConfig::default();
         if let Some(v) = map.get_any(&["ca_certificate", "server_auth_certificate"]) {
             for item in v.list() {
@@ -184,10 +189,17 @@ mod tests {
 
     #[test]
     fn inline_pem_and_errors() {
-        let yaml = format!("server_auth_certificate: |\n  {}\n", ca_pem().replace('\n', "\n  "));
+        let yaml = format!(
+            "server_auth_certificate: |\n  {}\n",
+            ca_pem().replace('\n', "\n  ")
+        );
         let c = read(&yaml, Path::new("/nonexistent/r.yaml")).unwrap();
         assert_eq!(c.ca_certs.len(), 1);
-        let e = read("ca_certificate: missing.pem\n", Path::new("/nonexistent/r.yaml")).unwrap_err();
+        let e = read(
+            "ca_certificate: missing.pem\n",
+            Path::new("/nonexistent/r.yaml"),
+        )
+        .unwrap_err();
         assert_eq!(e.key_path, "tls_client.ca_certificate");
         assert!(e.message.contains("/nonexistent/missing.pem"), "{e}");
         let e = read("\ncertificate: a.pem\n", Path::new("r.yaml")).unwrap_err();

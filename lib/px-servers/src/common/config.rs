@@ -45,15 +45,16 @@ impl CommonServerConfig {
     ) -> Result<Self, ConfigError> {
         let listen = map.get("listen").map(|v| values::listen(&v)).transpose()?;
         let esc = map.required("escaper")?;
-        let escaper = lookup
-            .escaper(esc.as_str()?)
-            .map_err(|e| esc.err(e))?;
+        let escaper = lookup.escaper(esc.as_str()?).map_err(|e| esc.err(e))?;
         let ingress_filter = match map.get("ingress_network_filter") {
             Some(v) => {
                 let mut acl = values::network_acl(&v, AclAction::Forbid)?;
                 // g3proxy's ingress rule always lets loopback in unless told otherwise
                 acl.add_default(IpAddr::from([127, 0, 0, 1]).into(), AclAction::Permit);
-                acl.add_default(IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]).into(), AclAction::Permit);
+                acl.add_default(
+                    IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]).into(),
+                    AclAction::Permit,
+                );
                 Some(acl)
             }
             None => None,

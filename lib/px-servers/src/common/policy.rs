@@ -24,15 +24,15 @@ impl std::fmt::Display for Denied {
 
 /// Checks a target against the server's port and host filters.
 pub fn check_target(cfg: &CommonServerConfig, target: &UpstreamAddr) -> Result<(), Denied> {
-    if let Some(ports) = &cfg.dst_port_filter {
-        if !ports.check(target.port).permits() {
-            return Err(Denied::Port(target.port));
-        }
+    if let Some(ports) = &cfg.dst_port_filter
+        && !ports.check(target.port).permits()
+    {
+        return Err(Denied::Port(target.port));
     }
-    if let Some(hosts) = &cfg.dst_host_filter {
-        if !hosts.check(&target.host).permits() {
-            return Err(Denied::Host(target.host.to_string()));
-        }
+    if let Some(hosts) = &cfg.dst_host_filter
+        && !hosts.check(&target.host).permits()
+    {
+        return Err(Denied::Host(target.host.to_string()));
     }
     Ok(())
 }

@@ -12,12 +12,13 @@ use std::sync::atomic::AtomicU64;
 
 use px_core::ClientInfo;
 use px_http::{HeadError, HeadLimits, Method, RequestHead};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader, BufWriter};
+use px_io::Side;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite};
 
 use super::config::HttpProxyConfig;
-use super::io::ProxyIo;
+use super::io::{Io, buffered};
 use super::reply::{fail_and_close, linger_close};
-use super::upstream::{Io, Upstream};
+use super::upstream::Upstream;
 use super::{connect, forward};
 
 /// Most header fields accepted in one request or response head.
@@ -58,18 +59,16 @@ impl<S: ClientStream> ClientConn<S> {
 /// Serves one client connection until it closes.
 pub(crate) async fn serve<S: ClientStream>(cfg: Arc<HttpProxyConfig>, stream: S, info: ClientInfo) {
     let activity = Arc::new(AtomicU64::new(0));
-    let limit = cfg.common.tcp_sock_speed_limit;
     // upload limits what the client sends us, download what we send it
-    let io = ProxyIo::new(
+    let io = buffered(
         stream,
-        limit.shift_millis,
-        limit.upload,
-        limit.download,
-        Arc::clone(&activity),
+        Side::Client,
+        cfg.common.tcp_sock_speed_limit,
+        &activity,
+        cfg.tcp_copy_buffer_size,
     );
-    let cap = cfg.tcp_copy_buffer_size;
     let mut conn = ClientConn {
-        io: BufReader::with_capacity(cap, BufWriter::with_capacity(cap, io)),
+        io,
         info,
         activity,
         upstream: None,

@@ -13,6 +13,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::config::HttpProxyConfig;
 use super::conn::{ClientConn, ClientStream};
+use super::io::into_stream;
 use super::reply::status_for_connect_error;
 use super::upstream::{connect_raw, upstream_addr};
 use crate::common::check_target;
@@ -52,7 +53,7 @@ pub(crate) async fn tunnel<S: ClientStream>(
         return;
     }
     let pending = conn.io.buffer().to_vec();
-    let mut client = conn.io.into_inner().into_inner().into_inner();
+    let mut client = into_stream(conn.io);
     let opts = px_io::RelayOpts {
         buf_size: cfg.tcp_copy_buffer_size,
         idle_timeout: Some(cfg.task_idle_timeout),

@@ -22,12 +22,12 @@ use px_http::{
     RequestHead, RequestTarget, ResponseHead, Scheme, Version, copy_body_with, request_framing,
     response_framing, write_request_head, write_response_head,
 };
+use px_io::idle_guard;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::config::HttpProxyConfig;
 use super::conn::{ClientConn, ClientStream, MAX_HEADERS};
-use super::io::idle_guard;
 use super::reply::{linger_close, status_for_connect_error};
 use super::upstream::{Upstream, upstream_addr};
 use crate::common::check_target;

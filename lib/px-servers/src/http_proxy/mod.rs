@@ -6,7 +6,8 @@
 //! - `forward`: one forwarded exchange (reused upstream connections, bodies, `100-continue`).
 //! - `connect`: CONNECT tunnels relayed by px-io.
 //! - `reply`: error replies (400, 403, 408, 431, 501, 502, 504, 505) and lingering close.
-//! - `io`, `upstream`: limited streams, the idle guard, upstream connections.
+//! - `io`: each side's stream limited and counted by px-io's `LimitedStream`, then buffered.
+//! - `upstream`: upstream connections (connect, keep for the next request).
 //!
 //! ```yaml
 //! server:

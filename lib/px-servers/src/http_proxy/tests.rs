@@ -580,3 +580,21 @@ async fn speed_limit_slows_forwarding() {
         start.elapsed()
     );
 }
+
+#[tokio::test]
+async fn stalled_body_ends_after_task_idle_time() {
+    let (origin, _) = start_origin().await;
+    // the shortest idle time g3proxy accepts: 2 s x 1
+    let proxy = start_proxy("task_idle_check_interval: 2s\ntask_idle_max_count: 1\n").await;
+    let mut c = Client::connect(proxy).await;
+    c.send(&format!(
+        "PUT http://{origin}/ HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc"
+    ))
+    .await;
+    let start = std::time::Instant::now();
+    let (rsp, _) = c.response(Method::Put).await;
+    let took = start.elapsed();
+    assert_eq!(rsp.status, 408);
+    assert!(took >= Duration::from_secs(2), "{took:?}");
+    assert!(took < Duration::from_millis(3500), "{took:?}");
+}

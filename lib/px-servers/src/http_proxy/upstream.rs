@@ -15,17 +15,15 @@ use px_core::{
     AsyncStream, ClientInfo, ConnectError, TcpConnectRequest, UpstreamAddr, UpstreamStream,
 };
 use px_http::Version;
-use tokio::io::{AsyncBufReadExt, BufReader, BufWriter};
+use px_io::Side;
+use tokio::io::AsyncBufReadExt;
 use tokio::time::Instant;
 
 use super::config::HttpProxyConfig;
-use super::io::ProxyIo;
+use super::io::{Io, buffered};
 
 /// Outer bound on one connect through the escaper (which applies its own, shorter, timeouts).
 const CONNECT_BOUND: Duration = Duration::from_secs(120);
-
-/// A buffered, limited stream.
-pub(crate) type Io<S> = BufReader<BufWriter<ProxyIo<S>>>;
 
 /// An open upstream connection for HTTP forwarding.
 pub(crate) struct Upstream {
@@ -59,17 +57,16 @@ impl Upstream {
             UpstreamStream::Other(s) => s,
         };
         // upload limits what we write to the upstream, download what we read from it
-        let io = ProxyIo::new(
+        let io = buffered(
             stream,
-            limit.shift_millis,
-            limit.download,
-            limit.upload,
-            Arc::clone(activity),
+            Side::Upstream,
+            limit,
+            activity,
+            cfg.tcp_copy_buffer_size,
         );
-        let cap = cfg.tcp_copy_buffer_size;
         Ok(Upstream {
             addr: target.clone(),
-            io: BufReader::with_capacity(cap, BufWriter::with_capacity(cap, io)),
+            io,
             idle_since: Instant::now(),
             version: None,
             reused: false,

@@ -27,6 +27,7 @@ const UNIMPLEMENTED: &[&str] = &[
     "user_group",
     "shared_logger",
     "udp_relay_batch_size",
+    "tcp_copy_yield_size",
     "tcp_misc_opts",
     "udp_misc_opts",
     "flush_task_log_on_created",
@@ -65,8 +66,6 @@ pub(crate) struct SocksProxyConfig {
     pub(crate) udp_sock_speed_limit: UdpSpeedLimit,
     /// `tcp_copy_buffer_size`.
     pub(crate) tcp_copy_buffer_size: usize,
-    /// `tcp_copy_yield_size`.
-    pub(crate) tcp_copy_yield_size: usize,
     /// `udp_relay_packet_size`: the largest payload relayed.
     pub(crate) udp_relay_packet_size: usize,
     /// `udp_relay_yield_size`.
@@ -117,8 +116,6 @@ impl SocksProxyConfig {
             None => UdpSpeedLimit::default(),
         };
         let tcp_copy_buffer_size = opt_size(map, "tcp_copy_buffer_size", 16 * 1024)?.max(4 * 1024);
-        let tcp_copy_yield_size =
-            opt_size(map, "tcp_copy_yield_size", 1024 * 1024)?.max(256 * 1024);
         let udp_relay_packet_size = opt_size(map, "udp_relay_packet_size", 4 * 1024)?;
         let udp_relay_packet_size = udp_relay_packet_size.clamp(512, 16 * 1024);
         let udp_relay_yield_size = opt_size(map, "udp_relay_yield_size", 1024 * 1024)?.max(1);
@@ -142,7 +139,6 @@ impl SocksProxyConfig {
             transmute_udp_echo_ip,
             udp_sock_speed_limit,
             tcp_copy_buffer_size,
-            tcp_copy_yield_size,
             udp_relay_packet_size,
             udp_relay_yield_size,
             task_idle_check_interval,

@@ -133,6 +133,6 @@ mod tests {
         // so the current slice's budget is spent and the next datagram waits
         let t0 = Instant::now();
         l.ready().await;
-        assert!(Instant::now() - t0 >= Duration::from_millis(1));
+        assert!(Instant::now() - t0 >= Duration::from_millis(50));
     }
 }

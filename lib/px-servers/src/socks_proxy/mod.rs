@@ -10,8 +10,9 @@
 //! - `negotiation_timeout` (default 4s): from accept until the request is read.
 //! - `udp_client_initial_timeout` (default 30s), `udp_socket_buffer`, `transmute_udp_echo_ip`,
 //!   `udp_sock_speed_limit`, `udp_relay_packet_size`, `udp_relay_yield_size`.
-//! - `tcp_copy_buffer_size`, `tcp_copy_yield_size`, `task_idle_check_interval`,
-//!   `task_idle_max_count`.
+//! - `tcp_copy_buffer_size`, `task_idle_check_interval`, `task_idle_max_count`;
+//!
+//! CONNECT tasks are relayed by px-io (see [`tcp_connect`]); UDP tasks by [`udp`].
 //!
 //! Every other key g3proxy documents for socks_proxy is an error saying it is not implemented yet.
 //! `doc/config/server/socks_proxy.md` describes every key.

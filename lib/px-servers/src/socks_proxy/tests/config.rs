@@ -46,7 +46,6 @@ fn all_keys() {
          udp_sock_speed_limit: 10M/s\n\
          tcp_sock_speed_limit: 10M/s\n\
          tcp_copy_buffer_size: 1K\n\
-         tcp_copy_yield_size: 4M\n\
          udp_relay_packet_size: 64K\n\
          udp_relay_yield_size: 512K\n\
          task_idle_check_interval: 10s\n\
@@ -70,7 +69,6 @@ fn all_keys() {
     assert!(c.udp_sock_speed_limit.upload_bytes.is_some());
     assert!(!c.common.tcp_sock_speed_limit.is_unlimited());
     assert_eq!(c.tcp_copy_buffer_size, 4 * 1024, "raised to the 4K minimum");
-    assert_eq!(c.tcp_copy_yield_size, 4_000_000);
     assert_eq!(c.udp_relay_packet_size, 16 * 1024, "capped at 16K");
     assert_eq!(c.udp_relay_yield_size, 512_000);
     assert_eq!(c.idle_timeout(), Duration::from_secs(30));

@@ -39,6 +39,8 @@ fn fake_resolve(target: &UpstreamAddr) -> Result<SocketAddr, ConnectError> {
 
 struct MockEscaper {
     udp: bool,
+    /// The speed limit its TCP connections carry.
+    tcp_limit: px_core::value::SpeedLimit,
 }
 
 struct MockUdp(UdpSocket);
@@ -78,7 +80,7 @@ impl Escaper for MockEscaper {
             local_addr: s.local_addr().map_err(ConnectError::Io)?,
             peer_addr: to,
             stream: UpstreamStream::Tcp(s),
-            speed_limit: Default::default(),
+            speed_limit: self.tcp_limit,
         })
     }
 
@@ -96,6 +98,13 @@ impl Escaper for MockEscaper {
     }
 }
 
+/// The limit on the "slow" escaper's TCP connections: 16 KiB per 256 ms slice each way.
+const SLOW_ESCAPER_LIMIT: px_core::value::SpeedLimit = px_core::value::SpeedLimit {
+    shift_millis: 8,
+    upload: Some(16 * 1024),
+    download: Some(16 * 1024),
+};
+
 struct MockLookup;
 
 impl ModuleLookup for MockLookup {
@@ -103,12 +112,13 @@ impl ModuleLookup for MockLookup {
         Err(format!("no resolver {n}"))
     }
     fn escaper(&self, n: &str) -> Result<Arc<Handle<dyn Escaper>>, String> {
-        let udp = match n {
-            "default" => true,
-            "tcponly" => false,
+        let (udp, tcp_limit) = match n {
+            "default" => (true, Default::default()),
+            "tcponly" => (false, Default::default()),
+            "slow" => (true, SLOW_ESCAPER_LIMIT),
             _ => return Err(format!("escaper {n} does not exist")),
         };
-        let e: Arc<dyn Escaper> = Arc::new(MockEscaper { udp });
+        let e: Arc<dyn Escaper> = Arc::new(MockEscaper { udp, tcp_limit });
         Ok(Arc::new(Handle::new(n, e)))
     }
     fn user_group(&self, n: &str) -> Result<Arc<Handle<dyn px_core::UserGroup>>, String> {
@@ -141,7 +151,16 @@ impl Proxy {
     }
 
     async fn start_on(listen: &str, extra: &str) -> Proxy {
-        let server = build_yaml(&format!("escaper: default\n{extra}")).unwrap();
+        Self::start_full(listen, "default", extra).await
+    }
+
+    /// A server on a loopback port using the given mock escaper.
+    async fn start_with(escaper: &str, extra: &str) -> Proxy {
+        Self::start_full("127.0.0.1:0", escaper, extra).await
+    }
+
+    async fn start_full(listen: &str, escaper: &str, extra: &str) -> Proxy {
+        let server = build_yaml(&format!("escaper: {escaper}\n{extra}")).unwrap();
         let listener = TcpListener::bind(listen).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, done) = mpsc::unbounded_channel();

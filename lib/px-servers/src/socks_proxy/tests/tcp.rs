@@ -265,3 +265,122 @@ async fn speed_limit_applies() {
         t0.elapsed()
     );
 }
+
+/// The relay configurations to run the half-close tests under: no limit (px-io may take its
+/// zero-copy path) and a generous limit (the userspace loop).
+const RELAY_PATHS: [&str; 2] = ["", "tcp_sock_speed_limit: 100M\n"];
+
+#[tokio::test]
+async fn client_half_close_keeps_download_open() {
+    for extra in RELAY_PATHS {
+        let mut proxy = Proxy::start(extra).await;
+        // the upstream answers only after the client's EOF reached it
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut req = Vec::new();
+            s.read_to_end(&mut req).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            s.write_all(b"got ").await.unwrap();
+            s.write_all(&req).await.unwrap();
+        });
+        let (mut s, rep, _) =
+            socks5(proxy.addr, Socks5Command::Connect, SocksAddr::Ip(target)).await;
+        assert_eq!(rep, Socks5Reply::Succeeded);
+        s.write_all(b"request").await.unwrap();
+        s.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut got))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, b"got request", "{extra:?}");
+        assert!(proxy.task_ended(Duration::from_secs(2)).await, "{extra:?}");
+    }
+}
+
+#[tokio::test]
+async fn upstream_half_close_keeps_upload_open() {
+    for extra in RELAY_PATHS {
+        let mut proxy = Proxy::start(extra).await;
+        // the upstream sends a banner and its EOF first, then reads what the client sends
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = l.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            s.write_all(b"banner").await.unwrap();
+            s.shutdown().await.unwrap();
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).await.unwrap();
+            let _ = tx.send(got);
+        });
+        let (mut s, rep, _) =
+            socks5(proxy.addr, Socks5Command::Connect, SocksAddr::Ip(target)).await;
+        assert_eq!(rep, Socks5Reply::Succeeded);
+        let mut got = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut got))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, b"banner", "{extra:?}");
+        s.write_all(b"after the upstream's eof").await.unwrap();
+        s.shutdown().await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), rx)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, b"after the upstream's eof", "{extra:?}");
+        assert!(proxy.task_ended(Duration::from_secs(2)).await, "{extra:?}");
+    }
+}
+
+#[tokio::test]
+async fn escaper_speed_limit_applies() {
+    // the "slow" escaper's connections carry 16 KiB per 256 ms slice each way; the server has none
+    let proxy = Proxy::start_with("slow", "").await;
+    let echo = tcp_echo("127.0.0.1").await;
+    let (s, rep, _) = socks5(proxy.addr, Socks5Command::Connect, SocksAddr::Ip(echo)).await;
+    assert_eq!(rep, Socks5Reply::Succeeded);
+    let (mut r, mut w) = s.into_split();
+    let t0 = Instant::now();
+    tokio::spawn(async move {
+        w.write_all(&[2u8; 48_000]).await.unwrap();
+    });
+    let mut got = vec![0u8; 48_000];
+    tokio::time::timeout(Duration::from_secs(10), r.read_exact(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    // 48 KB at 16 KiB per 256 ms slice needs at least two slice rollovers
+    assert!(
+        t0.elapsed() >= Duration::from_millis(480),
+        "{:?}",
+        t0.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn stricter_of_server_and_escaper_limit_wins() {
+    // the server's 1 MiB per ~1 s is looser than the escaper's 64 KiB/s: the escaper's applies
+    let proxy = Proxy::start_with("slow", "tcp_sock_speed_limit: 1M\n").await;
+    let echo = tcp_echo("127.0.0.1").await;
+    let (s, rep, _) = socks5(proxy.addr, Socks5Command::Connect, SocksAddr::Ip(echo)).await;
+    assert_eq!(rep, Socks5Reply::Succeeded);
+    let (mut r, mut w) = s.into_split();
+    let t0 = Instant::now();
+    tokio::spawn(async move {
+        w.write_all(&[3u8; 48_000]).await.unwrap();
+    });
+    let mut got = vec![0u8; 48_000];
+    tokio::time::timeout(Duration::from_secs(10), r.read_exact(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        t0.elapsed() >= Duration::from_millis(480),
+        "{:?}",
+        t0.elapsed()
+    );
+}

@@ -255,3 +255,32 @@ async fn escaper_without_udp_gets_command_not_supported() {
     let (_, rep, _) = socks5(addr, Socks5Command::UdpAssociate, SocksAddr::unspecified()).await;
     assert_eq!(rep, Socks5Reply::CommandNotSupported);
 }
+
+#[tokio::test]
+async fn udp_speed_limit_applies() {
+    // 2 datagrams per 256 ms slice from the client
+    let proxy = Proxy::start(&format!(
+        "{ASSOCIATE}udp_sock_speed_limit: {{shift_millis: 8, upload_packets: 2}}\n"
+    ))
+    .await;
+    let echo = udp_echo().await;
+    let client = client_socket().await;
+    let (_ctl, relay) = associate(&proxy, SocksAddr::unspecified()).await;
+    let t0 = std::time::Instant::now();
+    for i in 0..6u8 {
+        client
+            .send_to(&dgram(&SocksAddr::Ip(echo), &[i; 10]), relay)
+            .await
+            .unwrap();
+    }
+    for i in 0..6u8 {
+        let (_, got) = recv_dgram(&client, WAIT).await.expect("echo reply");
+        assert_eq!(got, [i; 10]);
+    }
+    // 6 datagrams at 2 per slice need at least two slice rollovers; none is dropped
+    assert!(
+        t0.elapsed() >= Duration::from_millis(480),
+        "{:?}",
+        t0.elapsed()
+    );
+}
