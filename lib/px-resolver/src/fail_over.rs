@@ -140,6 +140,7 @@ pub fn build(
 }
 
 impl FailOver {
+    /// A `fail_over` resolver over two resolver handles.
     pub(crate) fn new(
         name: &str,
         primary: Arc<Handle<dyn Resolver>>,

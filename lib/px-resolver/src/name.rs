@@ -5,7 +5,8 @@
 //! dot-separated labels of 1 to 63 characters, 253 characters at most, one
 //! trailing dot allowed. Domains are lower-cased so `Example.COM.` and
 //! `example.com` share one cache entry. Internationalized names must arrive in
-//! their punycode (`xn--`) form.
+//! their punycode (`xn--`) form. `localhost` and names under it are answered
+//! with loopback addresses without asking any server (RFC 6761).
 //!
 //! No keys: this module has no configuration.
 
@@ -18,6 +19,8 @@ use px_core::{AddrFamily, ResolveError};
 pub(crate) enum QueryName {
     /// An IP literal: no query needed.
     Ip(IpAddr),
+    /// `localhost` or a name under it: loopback, never sent to DNS (RFC 6761 §6.3).
+    Localhost,
     /// A normalized domain (lower case, no trailing dot).
     Domain(String),
 }
@@ -45,7 +48,19 @@ pub(crate) fn parse(name: &str) -> Result<QueryName, ResolveError> {
             return Err(ResolveError::InvalidName);
         }
     }
-    Ok(QueryName::Domain(domain.to_ascii_lowercase()))
+    let domain = domain.to_ascii_lowercase();
+    if domain == "localhost" || domain.ends_with(".localhost") {
+        return Ok(QueryName::Localhost);
+    }
+    Ok(QueryName::Domain(domain))
+}
+
+/// The loopback answer for `localhost` names.
+pub(crate) fn localhost_answer(family: AddrFamily) -> Vec<IpAddr> {
+    match family {
+        AddrFamily::Ipv4 => vec![IpAddr::from([127, 0, 0, 1])],
+        AddrFamily::Ipv6 => vec![IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])],
+    }
 }
 
 /// The answer for an IP literal: itself when the family matches, else no address.
@@ -60,6 +75,20 @@ pub(crate) fn ip_answer(ip: IpAddr, family: AddrFamily) -> Result<Vec<IpAddr>, R
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn localhost_never_goes_to_dns() {
+        assert_eq!(parse("localhost"), Ok(QueryName::Localhost));
+        assert_eq!(parse("App.LocalHost."), Ok(QueryName::Localhost));
+        assert_eq!(
+            parse("localhost.example"),
+            Ok(QueryName::Domain("localhost.example".into()))
+        );
+        assert_eq!(
+            localhost_answer(AddrFamily::Ipv6),
+            vec!["::1".parse::<IpAddr>().unwrap()]
+        );
+    }
 
     #[test]
     fn domains_are_normalized() {

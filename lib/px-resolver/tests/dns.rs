@@ -75,7 +75,12 @@ async fn check_answers(r: &dyn Resolver) {
 #[tokio::test]
 async fn cares_resolves_a_aaaa_and_nxdomain() {
     let dns = Dnsmasq::start();
-    let r = build(&cares_yaml(&dns.addr.to_string(), ""), &Lookup::default());
+    let extra = "bind_ipv4: 127.0.0.1\nround_robin: true\nsocket_send_buffer_size: 64K\n\
+                 socket_recv_buffer_size: 64K\nudp_max_queries: 10\nmax_timeout: 1000\n";
+    let r = build(
+        &cares_yaml(&dns.addr.to_string(), extra),
+        &Lookup::default(),
+    );
     assert_eq!((r.name(), r.kind()), ("ca", "c-ares"));
     check_answers(r.as_ref()).await;
 }
@@ -83,7 +88,10 @@ async fn cares_resolves_a_aaaa_and_nxdomain() {
 #[tokio::test]
 async fn hickory_resolves_a_aaaa_and_nxdomain() {
     let dns = Dnsmasq::start();
-    let extra = format!("server_port: {}\n", dns.addr.port());
+    let extra = format!(
+        "server_port: {}\nbind_ip: 127.0.0.1\nconnect_timeout: 1s\n",
+        dns.addr.port()
+    );
     let r = build(&hickory_yaml("127.0.0.1", &extra), &Lookup::default());
     assert_eq!((r.name(), r.kind()), ("hi", "hickory"));
     check_answers(r.as_ref()).await;

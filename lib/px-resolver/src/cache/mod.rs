@@ -335,6 +335,7 @@ impl Resolver for CachedResolver {
     ) -> Result<Vec<IpAddr>, ResolveError> {
         match name::parse(domain)? {
             QueryName::Ip(ip) => name::ip_answer(ip, family),
+            QueryName::Localhost => Ok(name::localhost_answer(family)),
             QueryName::Domain(d) => self.shared.lookup(d, family).await.map(|a| a.to_vec()),
         }
     }

@@ -95,7 +95,8 @@ impl HickoryDriver {
             );
             let opts = builder.options_mut();
             opts.timeout = c.request_timeout;
-            opts.attempts = c.each_tries;
+            // hickory counts retries after the first try
+            opts.attempts = c.each_tries.saturating_sub(1);
             opts.cache_size = 0;
             opts.use_hosts_file = ResolveHosts::Never;
             opts.num_concurrent_reqs = 1;

@@ -20,6 +20,10 @@ pub(crate) const A_ADDR: &str = "127.0.0.7";
 pub(crate) const AAAA_NAME: &str = "v6.test.local";
 /// The AAAA record of [`AAAA_NAME`].
 pub(crate) const AAAA_ADDR: &str = "::7";
+/// A name with [`BIG_COUNT`] A records: too large for UDP, so fetched over TCP.
+pub(crate) const BIG_NAME: &str = "big.test";
+/// How many A records [`BIG_NAME`] has (10.1.0.1 and up).
+pub(crate) const BIG_COUNT: usize = 120;
 /// A name dnsmasq answers NXDOMAIN for.
 pub(crate) const NX_NAME: &str = "missing.nx.test";
 
@@ -45,7 +49,9 @@ impl Dnsmasq {
     pub(crate) fn start() -> Dnsmasq {
         for _ in 0..5 {
             let port = free_port();
+            let big = (1..=BIG_COUNT).map(|i| format!("--address=/{BIG_NAME}/10.1.0.{i}"));
             let mut child = Command::new("dnsmasq")
+                .args(big)
                 .args([
                     "--no-daemon",
                     &format!("--port={port}"),
