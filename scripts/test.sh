@@ -66,6 +66,8 @@ fi
 export PX_PYTHON="$VENV_PY"
 
 # ---- build and test --------------------------------------------------------
+# build-time packages (cmake for the vendored c-ares), shared with run-example.sh
+scripts/deps.sh build
 log "cargo build --workspace --bins"
 cargo build --workspace --bins
 log "cargo test --workspace --no-fail-fast $*"

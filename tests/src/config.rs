@@ -43,6 +43,7 @@ pub struct Standard {
     socks_extra: Vec<String>,
     escaper_extra: Vec<String>,
     top_extra: Vec<String>,
+    egress_allow: Vec<String>,
     udp_associate: bool,
 }
 
@@ -102,6 +103,12 @@ impl Standard {
         self
     }
 
+    /// Allow one more network in the egress filter (besides 127.0.0.1), e.g. `::1`.
+    pub fn egress_allow(mut self, net: &str) -> Self {
+        self.egress_allow.push(net.to_string());
+        self
+    }
+
     /// Turn UDP ASSOCIATE off (g3proxy then does its simplified UDP connect).
     pub fn no_udp_associate(mut self) -> Self {
         self.udp_associate = false;
@@ -132,10 +139,17 @@ impl Standard {
                 ));
             }
         }
-        y.push_str(
+        let mut allow = vec!["127.0.0.1".to_string()];
+        allow.extend(self.egress_allow.iter().map(|n| format!("\"{n}\"")));
+        let allow = if allow.len() == 1 {
+            allow[0].clone()
+        } else {
+            format!("[{}]", allow.join(", "))
+        };
+        y.push_str(&format!(
             "\nescaper:\n  - name: default\n    type: direct_fixed\n    resolver: default\n    \
-             egress_network_filter:\n      default: allow\n      allow: 127.0.0.1\n      deny: 127.0.0.2\n",
-        );
+             egress_network_filter:\n      default: allow\n      allow: {allow}\n      deny: 127.0.0.2\n",
+        ));
         for l in &self.escaper_extra {
             y.push_str(&format!("    {l}\n"));
         }

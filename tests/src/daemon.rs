@@ -251,7 +251,30 @@ impl Daemon {
 
     /// Config and logs, for failure messages.
     pub fn describe(&self) -> String {
-        let cfg = std::fs::read_to_string(&self.config).unwrap_or_default();
+        let cfg = if self.config.is_dir() {
+            let mut all = String::new();
+            let mut stack = vec![self.config.clone()];
+            while let Some(dir) = stack.pop() {
+                let mut entries: Vec<_> = std::fs::read_dir(&dir)
+                    .map(|r| r.flatten().map(|e| e.path()).collect())
+                    .unwrap_or_default();
+                entries.sort();
+                for p in entries {
+                    if p.is_dir() {
+                        stack.push(p);
+                    } else if p.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                        all.push_str(&format!(
+                            "# {}\n{}\n",
+                            p.display(),
+                            std::fs::read_to_string(&p).unwrap_or_default()
+                        ));
+                    }
+                }
+            }
+            all
+        } else {
+            std::fs::read_to_string(&self.config).unwrap_or_default()
+        };
         let tail = |s: String| -> String {
             let lines: Vec<&str> = s.lines().collect();
             let from = lines.len().saturating_sub(60);

@@ -3,7 +3,7 @@
 //! - [`TcpEcho`]: writes back every byte it reads, half-closes when the client does.
 //! - [`UdpEcho`]: sends every datagram back to its sender.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -22,7 +22,8 @@ impl TcpEcho {
         Self::start_on(Ipv4Addr::LOCALHOST)
     }
 
-    pub fn start_on(ip: Ipv4Addr) -> TcpEcho {
+    pub fn start_on(ip: impl Into<IpAddr>) -> TcpEcho {
+        let ip: IpAddr = ip.into();
         let l = std::net::TcpListener::bind((ip, 0)).expect("bind tcp echo");
         l.set_nonblocking(true).expect("nonblocking");
         let addr = l.local_addr().expect("addr");
@@ -92,7 +93,8 @@ impl UdpEcho {
         Self::start_on(Ipv4Addr::LOCALHOST)
     }
 
-    pub fn start_on(ip: Ipv4Addr) -> UdpEcho {
+    pub fn start_on(ip: impl Into<IpAddr>) -> UdpEcho {
+        let ip: IpAddr = ip.into();
         let s = std::net::UdpSocket::bind((ip, 0)).expect("bind udp echo");
         s.set_nonblocking(true).expect("nonblocking");
         let addr = s.local_addr().expect("addr");

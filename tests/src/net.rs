@@ -1,7 +1,8 @@
 //! Ports and raw client sockets with bounded waits.
 //!
-//! - [`free_tcp_port`] / [`free_udp_port`]: bind port 0 on 127.0.0.1, take the port, drop
-//!   the socket; a process-wide set keeps two tests of one binary from getting the same one.
+//! - [`free_tcp_port`] / [`free_udp_port`]: a port that binds on 127.0.0.1 right now, picked
+//!   below the kernel's ephemeral range (so outgoing connections cannot grab it before the
+//!   daemon binds it); a process-wide set keeps two tests of one binary apart.
 //! - [`RawConn`]: a std `TcpStream` with read and write timeouts and its own read buffer,
 //!   to write exact bytes (bad input, keep-alive by hand, `Expect: 100-continue`) and read
 //!   HTTP responses, or to see how and when the peer closed.
@@ -21,13 +22,45 @@ fn remember(port: u16) -> bool {
     g.get_or_insert_with(HashSet::new).insert(port)
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
+/// The kernel's ephemeral range (`ip_local_port_range`): outgoing connections take their
+/// local ports from it at any moment, so listening ports are picked below it.
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(32768)
+}
+
+/// A pseudo-random port in [10000, ephemeral low), different per process and call.
+fn candidate(n: u32) -> u16 {
+    let low = 10000u32;
+    let high = u32::from(ephemeral_low()).max(low + 2000);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let mut x =
+        u64::from(std::process::id()) << 32 | u64::from(nanos ^ n.wrapping_mul(0x9E37_79B9));
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    (low + (x % u64::from(high - low)) as u32) as u16
+}
+
+fn tcp_free(port: u16) -> bool {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
+}
+
+fn udp_free(port: u16) -> bool {
+    UdpSocket::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago, below the ephemeral range so no
+/// outgoing connection can take it before the daemon binds it.
 pub fn free_tcp_port() -> u16 {
-    for _ in 0..100 {
-        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
-        let port = l.local_addr().expect("local addr").port();
-        drop(l);
-        if remember(port) {
+    for n in 0..1000 {
+        let port = candidate(n);
+        if tcp_free(port) && remember(port) {
             return port;
         }
     }
@@ -36,12 +69,9 @@ pub fn free_tcp_port() -> u16 {
 
 /// A port free for both UDP and TCP on 127.0.0.1 (DNS servers listen on both).
 pub fn free_udp_port() -> u16 {
-    for _ in 0..100 {
-        let u = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind udp 127.0.0.1:0");
-        let port = u.local_addr().expect("local addr").port();
-        let t = TcpListener::bind((Ipv4Addr::LOCALHOST, port));
-        drop(u);
-        if t.is_ok() && remember(port) {
+    for n in 0..1000 {
+        let port = candidate(n);
+        if udp_free(port) && tcp_free(port) && remember(port) {
             return port;
         }
     }

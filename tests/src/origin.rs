@@ -26,7 +26,7 @@
 //! HTTP/1.0 only with `Connection: keep-alive`) until the client closes.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -83,8 +83,9 @@ impl HttpOrigin {
         Self::start_on(Ipv4Addr::LOCALHOST)
     }
 
-    /// Start on `ip` (any 127.x.y.z works on Linux loopback) with a free port.
-    pub fn start_on(ip: Ipv4Addr) -> HttpOrigin {
+    /// Start on `ip` (any 127.x.y.z works on Linux loopback, and `::1`) with a free port.
+    pub fn start_on(ip: impl Into<IpAddr>) -> HttpOrigin {
+        let ip: IpAddr = ip.into();
         let std_listener =
             std::net::TcpListener::bind((ip, 0)).unwrap_or_else(|e| panic!("bind {ip}:0: {e}"));
         std_listener.set_nonblocking(true).expect("nonblocking");

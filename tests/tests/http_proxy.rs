@@ -487,3 +487,27 @@ fn upstream_closing_without_a_response_gets_502() {
     assert_eq!(r.code, 200, "{}", r.describe());
     assert!(d.is_running());
 }
+
+#[test]
+fn server_speed_limit_paces_a_download() {
+    let origin = HttpOrigin::start();
+    let http = net::free_tcp_port();
+    let yaml = Standard::new()
+        .http(http)
+        .http_key("tcp_sock_speed_limit: 1M/s")
+        .render();
+    let _d = Daemon::start(&yaml, &[http]);
+    let size = 2 * 1024 * 1024;
+    let r = curl_http(&[
+        "-x",
+        &http_proxy_url(http),
+        &origin.url(&format!("/pattern/{size}")),
+    ]);
+    assert_eq!(r.code, 200, "{}", r.describe());
+    pattern::check(&r.body, size).unwrap();
+    assert!(
+        r.out.elapsed >= Duration::from_millis(1200),
+        "2 MiB at 1M/s took only {:?}",
+        r.out.elapsed
+    );
+}

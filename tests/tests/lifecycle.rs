@@ -97,3 +97,65 @@ fn running_tunnel_survives_sigterm_until_it_ends() {
         .unwrap_or_else(|| panic!("still running after its last task ended\n{}", d.describe()));
     assert_eq!(st.code(), Some(0), "{st}\n{}", d.describe());
 }
+
+/// The README's example (`examples/http_socks_proxy`) on free ports instead of 8080/1080,
+/// serving the README's curl lines against a local origin.
+#[test]
+fn readme_example_serves_the_readme_curl_lines() {
+    let example = px_e2e::workspace_root().join("examples/http_socks_proxy");
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&example)
+        .unwrap_or_else(|e| panic!("{}: {e}", example.display()))
+        .flatten()
+    {
+        let p = entry.path();
+        if p.is_file() {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            files.push((name, std::fs::read_to_string(&p).unwrap_or_default()));
+        }
+    }
+    let (http, socks) = (net::free_tcp_port(), net::free_tcp_port());
+    let mut found = (false, false);
+    for (_, text) in files.iter_mut() {
+        found.0 |= text.contains("127.0.0.1:8080");
+        found.1 |= text.contains("127.0.0.1:1080");
+        *text = text
+            .replace("127.0.0.1:8080", &format!("127.0.0.1:{http}"))
+            .replace("127.0.0.1:1080", &format!("127.0.0.1:{socks}"));
+    }
+    assert!(
+        found.0 && found.1,
+        "the example no longer listens on 8080 and 1080 as the README says"
+    );
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    let mut d = Daemon::start_files(&refs, "", &[http, socks]);
+
+    let origin = HttpOrigin::start();
+    let px = http_proxy_url(http);
+    let sp = format!("127.0.0.1:{socks}");
+    let by_ip = origin.url("/hello");
+    let by_localhost = origin.url_with_host("localhost", "/hello");
+    for args in [
+        vec!["-x", px.as_str(), by_ip.as_str()],
+        vec!["--proxytunnel", "-x", px.as_str(), by_ip.as_str()],
+        vec!["--socks5-hostname", sp.as_str(), by_localhost.as_str()],
+        vec!["--socks4a", sp.as_str(), by_ip.as_str()],
+    ] {
+        let r = curl_http(&args);
+        assert_eq!(
+            r.code,
+            200,
+            "curl {args:?}: {}\n{}",
+            r.describe(),
+            d.describe()
+        );
+        assert_eq!(r.body, b"hello world\n");
+    }
+    assert_eq!(
+        d.stop(Duration::from_secs(20)).and_then(|s| s.code()),
+        Some(0)
+    );
+}

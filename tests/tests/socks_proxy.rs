@@ -313,3 +313,29 @@ fn transmute_udp_echo_ip_changes_the_announced_relay_ip() {
     assert_eq!(payload, b"mapped");
     drop(control);
 }
+
+#[test]
+fn ipv6_targets_when_the_egress_filter_allows_them() {
+    let origin = HttpOrigin::start_on(Ipv6Addr::LOCALHOST);
+    let echo = TcpEcho::start_on(Ipv6Addr::LOCALHOST);
+    let (http, socks_port) = (net::free_tcp_port(), net::free_tcp_port());
+    let yaml = Standard::new()
+        .http(http)
+        .socks(socks_port)
+        .egress_allow("::1")
+        .render();
+    let d = Daemon::start(&yaml, &[http, socks_port]);
+
+    let (mut c, r) = socks::connect5(socks_port, &Dst::V6(Ipv6Addr::LOCALHOST, echo.port()));
+    assert_eq!(r.rep, 0x00, "SOCKS5 to [::1]: {}", d.describe());
+    c.send(b"six");
+    assert_eq!(c.read_exact_n(3), b"six");
+
+    let url = origin.url("/hello");
+    assert!(url.starts_with("http://[::1]:"), "{url}");
+    let r = curl_http(&["-x", &px_e2e::http_proxy_url(http), &url]);
+    assert_eq!(r.code, 200, "{}", r.describe());
+    let r = curl_http(&["--socks5", &hostport(socks_port), &url]);
+    assert_eq!(r.code, 200, "{}", r.describe());
+    assert_eq!(origin.request_count(), 2);
+}
