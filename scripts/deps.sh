@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a step needs, only those missing.
 #   scripts/deps.sh build   # what building the workspace needs
+#   scripts/deps.sh capnp   # the Cap'n Proto compiler, only for scripts/capnp-regen.sh
 set -euo pipefail
 what="${1:-build}"
 need=()
@@ -8,6 +9,9 @@ case "$what" in
     build)
         command -v cmake >/dev/null 2>&1 || need+=(cmake)
         command -v cc >/dev/null 2>&1 || need+=(gcc)
+        ;;
+    capnp)
+        command -v capnp >/dev/null 2>&1 || need+=(capnproto)
         ;;
     *) echo "deps.sh: unknown step $what" >&2; exit 2 ;;
 esac

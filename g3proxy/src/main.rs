@@ -1,6 +1,14 @@
 //! `g3proxy`: the daemon. Command line, config load, runtime start; the
-//! module types are wired in [`wiring`].
+//! module types are wired in [`wiring`], the control socket's RPCs in
+//! [`control`].
+//!
+//! Start-up with a running daemon of the same group (a hot upgrade): the new
+//! process asks the old one, over the group's control socket, for the
+//! listening sockets of the addresses it listens on, accepts on them, binds
+//! the others, publishes its own control socket, then tells the old one to
+//! go offline (see `doc/hot-upgrade.md`).
 
+mod control;
 mod wiring;
 
 use std::path::PathBuf;
@@ -8,9 +16,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use log::{error, info};
+use log::{error, info, warn};
+use px_ctl_proto::{handover, naming};
 use px_daemon::app::{App, check_config};
 use px_daemon::config::{RuntimeConfig, load_main};
+use px_daemon::control::ControlServer;
+use px_daemon::listen::Inherited;
 
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
@@ -41,13 +52,50 @@ struct Cli {
     /// Print more logs (repeat for more).
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     verbose: u8,
-    /// Directory for the control socket.
+    /// Directory for the control socket (`<group>_<pid>.sock`, and the
+    /// `<group>.sock` link to the group's newest daemon).
     #[arg(
         long = "control-dir",
         value_name = "DIR",
-        default_value = "/run/g3proxy"
+        default_value = naming::DEFAULT_CONTROL_DIR
     )]
     control_dir: PathBuf,
+    /// Log to systemd-journald (g3proxy's `-s`); the `log:` section still wins
+    /// when it names a driver.
+    #[arg(short = 's', long = "systemd")]
+    systemd: bool,
+}
+
+/// How long the old daemon may take to answer a hand-over request.
+const HANDOVER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Takes the listening sockets of the group's running daemon, if any.
+async fn take_listeners(app: &App, dir: &std::path::Path) -> Option<handover::Taken> {
+    let keys = app.listen_keys();
+    if keys.is_empty() {
+        return None;
+    }
+    let link = naming::group_link(dir, &app.group);
+    let r =
+        tokio::task::spawn_blocking(move || handover::take(&link, &keys, HANDOVER_TIMEOUT)).await;
+    match r {
+        Ok(Ok(Some(t))) => {
+            info!(
+                "taking over {} listening sockets from the running daemon of the group",
+                t.listeners.len()
+            );
+            Some(t)
+        }
+        Ok(Ok(None)) => None,
+        Ok(Err(e)) => {
+            warn!("no listener hand-over from the running daemon: {e}");
+            None
+        }
+        Err(e) => {
+            warn!("no listener hand-over: {e}");
+            None
+        }
+    }
 }
 
 fn print_errors(errors: &[px_yaml::ConfigError]) {
@@ -87,6 +135,10 @@ fn main() -> ExitCode {
         eprintln!("error: no config given; use -c PATH");
         return ExitCode::from(2);
     };
+    if let Err(e) = naming::check_group(&cli.group) {
+        eprintln!("error: -G {:?}: {e}", cli.group);
+        return ExitCode::from(2);
+    }
     let wiring = Arc::new(wiring::wiring());
 
     if cli.test_config {
@@ -121,11 +173,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    px_daemon::logger::init(
-        main_cfg.log.driver,
-        px_daemon::logger::level_for(cli.verbose),
-        "g3proxy",
-    );
+    let driver = if cli.systemd && !main_cfg.log.explicit {
+        px_daemon::config::LogDriver::Journal
+    } else {
+        main_cfg.log.driver
+    };
+    px_daemon::logger::init(driver, px_daemon::logger::level_for(cli.verbose), "g3proxy");
     let rt = match build_runtime(&main_cfg.runtime) {
         Ok(rt) => rt,
         Err(e) => {
@@ -133,7 +186,6 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let _ = &cli.control_dir;
     let result: anyhow::Result<()> = rt.block_on(async {
         let app = match App::build(Arc::clone(&wiring), &main_cfg, &cli.group) {
             Ok(app) => app,
@@ -142,15 +194,42 @@ fn main() -> ExitCode {
                 anyhow::bail!("config has errors");
             }
         };
-        app.start_listeners()
+        let mut taken = take_listeners(&app, &cli.control_dir).await;
+        let inherited = taken
+            .as_mut()
+            .map(|t| Inherited::new(std::mem::take(&mut t.listeners)));
+        app.start_listeners(inherited.as_ref())
             .map_err(|e| anyhow::anyhow!("cannot listen: {e}"))?;
+        if let Some(n) = inherited.as_ref().map(Inherited::unused).filter(|n| *n > 0) {
+            info!("{n} sockets of the previous daemon are not in this config: closed");
+        }
+        drop(inherited);
+        let bootstrap = control::bootstrap(Arc::clone(&app), tokio::runtime::Handle::current());
+        let control = match ControlServer::start(Arc::clone(&app), &cli.control_dir, bootstrap) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                warn!(
+                    "no control socket in {}: {e} (g3proxy-ctl and hot upgrades will not reach this daemon)",
+                    cli.control_dir.display()
+                );
+                None
+            }
+        };
+        if let Some(t) = taken {
+            match tokio::task::spawn_blocking(move || t.finish()).await {
+                Ok(Ok(())) => info!("the previous daemon goes offline"),
+                Ok(Err(e)) => warn!("the previous daemon did not confirm going offline: {e}"),
+                Err(e) => warn!("hand-over: {e}"),
+            }
+        }
         info!(
             "g3proxy {} started (group {:?}, config {})",
             env!("CARGO_PKG_VERSION"),
             cli.group,
             main_cfg.file.display()
         );
-        px_daemon::lifecycle::run_until_quit(app, &main_cfg.runtime).await?;
+        px_daemon::lifecycle::run_until_quit(app).await?;
+        drop(control);
         Ok(())
     });
     // do not wait for blocked resolver threads at exit

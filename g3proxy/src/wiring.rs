@@ -16,10 +16,16 @@ pub(crate) fn wiring() -> Wiring {
             (&["fail_over", "failover"], px_resolver::build_fail_over),
             (&["deny_all", "denyall"], px_resolver::build_deny_all),
         ],
-        escapers: vec![(
-            &["direct_fixed", "directfixed"],
-            px_escapers::build_direct_fixed,
-        )],
+        escapers: vec![
+            (
+                &["direct_fixed", "directfixed"],
+                px_escapers::build_direct_fixed,
+            ),
+            (
+                &["direct_float", "directfloat"],
+                px_escapers::build_direct_float,
+            ),
+        ],
         user_groups: vec![(&["basic", "facts", "ldap"], unimplemented_user_group)],
         auditors: vec![(&["default"], unimplemented_auditor)],
         servers: vec![

@@ -1,16 +1,40 @@
 //! [`App`]: the running daemon as a value (no process-global state): one
-//! registry per module kind, the listeners, and the task tracker.
+//! registry per module kind, the listeners, the task tracker, the control
+//! lock that serializes reloads, and the daemon's state (online, going
+//! offline, listeners handed to a successor).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use px_core::{Auditor, Escaper, Handle, Registry, Resolver, Server, UserGroup};
 use px_yaml::ConfigError;
+use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
 use crate::build::{BuiltSet, ExistingModules, Wiring, build_modules};
-use crate::config::{MainConfig, load_main};
-use crate::listen::ListenerSet;
+use crate::config::{ControllerConfig, Kind, MainConfig, RuntimeConfig, load_main};
+use crate::listen::{Inherited, ListenerSet};
+
+/// Why the daemon goes offline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfflineCause {
+    /// SIGTERM or SIGINT: quit.
+    Signal,
+    /// `g3proxy-ctl offline`: a successor may come for the listeners.
+    Ctl,
+    /// A successor took the listeners and asked us to go.
+    HandedOver,
+}
+
+/// What the daemon is doing, watched by the quit sequence.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DaemonState {
+    /// Set once the daemon goes offline (the first cause wins).
+    pub offline: Option<OfflineCause>,
+    /// A successor accepts on our listening sockets now.
+    pub handed_over: bool,
+}
 
 /// The running daemon.
 pub struct App {
@@ -18,6 +42,10 @@ pub struct App {
     pub config_file: PathBuf,
     /// The daemon group name (`-G`).
     pub group: String,
+    /// `runtime:` as loaded at start (not reloaded).
+    pub runtime: RuntimeConfig,
+    /// `controller:` as loaded at start (not reloaded).
+    pub controller: ControllerConfig,
     /// Resolvers by name.
     pub resolvers: Registry<dyn Resolver>,
     /// Escapers by name.
@@ -34,6 +62,11 @@ pub struct App {
     pub listeners: ListenerSet,
     /// The type -> factory table.
     pub wiring: Arc<Wiring>,
+    /// The document each running module was built from (`Node::fingerprint`).
+    pub(crate) fingerprints: Mutex<BTreeMap<(Kind, String), String>>,
+    /// Held by every reload, so two never interleave.
+    pub(crate) control_lock: tokio::sync::Mutex<()>,
+    state: watch::Sender<DaemonState>,
 }
 
 impl ExistingModules for App {
@@ -73,9 +106,12 @@ impl App {
     ) -> Result<Arc<App>, Vec<ConfigError>> {
         let built: BuiltSet = build_modules(&wiring, &main.modules, None)?;
         let tasks = TaskTracker::new();
+        let (state, _) = watch::channel(DaemonState::default());
         let app = App {
             config_file: main.file.clone(),
             group: group.to_string(),
+            runtime: main.runtime.clone(),
+            controller: main.controller,
             resolvers: Registry::default(),
             escapers: Registry::default(),
             user_groups: Registry::default(),
@@ -84,6 +120,9 @@ impl App {
             listeners: ListenerSet::new(tasks.clone()),
             tasks,
             wiring,
+            fingerprints: Mutex::new(built.fingerprints.clone()),
+            control_lock: tokio::sync::Mutex::new(()),
+            state,
         };
         for h in built.resolvers.into_values() {
             app.resolvers.insert_handle(h);
@@ -103,14 +142,65 @@ impl App {
         Ok(Arc::new(app))
     }
 
-    /// Opens the listening socket of every server that has one.
-    pub fn start_listeners(&self) -> std::io::Result<()> {
+    /// Opens the listening socket of every server that has one, taking
+    /// sockets inherited from a previous daemon where the address matches.
+    pub fn start_listeners(&self, inherited: Option<&Inherited>) -> std::io::Result<()> {
         for h in self.servers.handles() {
             let server = h.get();
             if let Some(listen) = server.listen() {
-                self.listeners.spawn(Arc::clone(&h), listen)?;
+                self.listeners.spawn(Arc::clone(&h), listen, inherited)?;
             }
         }
         Ok(())
+    }
+
+    /// The listen addresses of every server, as a successor asks for them.
+    pub fn listen_keys(&self) -> Vec<String> {
+        self.servers
+            .handles()
+            .iter()
+            .filter_map(|h| h.get().listen().map(crate::listen::handover_key))
+            .collect()
+    }
+
+    /// The daemon's state now.
+    pub fn state(&self) -> DaemonState {
+        *self.state.borrow()
+    }
+
+    /// Watches the daemon's state.
+    pub fn subscribe(&self) -> watch::Receiver<DaemonState> {
+        self.state.subscribe()
+    }
+
+    /// Asks the daemon to go offline (the first cause is kept).
+    pub fn request_offline(&self, cause: OfflineCause) {
+        self.state.send_modify(|s| {
+            s.offline.get_or_insert(cause);
+        });
+    }
+
+    /// A successor listens on our sockets now: stop accepting at once.
+    pub fn handed_over(&self) {
+        self.state.send_modify(|s| {
+            s.handed_over = true;
+            s.offline.get_or_insert(OfflineCause::HandedOver);
+        });
+    }
+
+    /// Whether the daemon went offline.
+    pub fn is_offline(&self) -> bool {
+        self.state.borrow().offline.is_some()
+    }
+
+    /// Names of the running modules of one kind, sorted.
+    pub fn names(&self, kind: Kind) -> Vec<String> {
+        match kind {
+            Kind::Resolver => self.resolvers.names(),
+            Kind::Escaper => self.escapers.names(),
+            Kind::UserGroup => self.user_groups.names(),
+            Kind::Auditor => self.auditors.names(),
+            Kind::Server => self.servers.names(),
+        }
     }
 }

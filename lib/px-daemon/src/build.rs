@@ -163,22 +163,30 @@ fn head<'a>(
     Ok((name, ty, map))
 }
 
+/// The `name` of a module document.
+pub fn module_name(kind: Kind, doc: &ModuleDoc) -> Result<String, ConfigError> {
+    head(kind, doc).map(|(name, _, _)| name)
+}
+
 macro_rules! lookup_kind {
     ($fn:ident, $kind:expr, $field:ident, $t:ty, $label:expr) => {
         fn $fn(&self, name: &str) -> Result<Arc<Handle<$t>>, String> {
-            if let Some(h) = self.built.borrow().$field.get(name) {
-                return Ok(Arc::clone(h));
-            }
             let key = ($kind, name.to_string());
             if self.docs.contains_key(&key) {
-                if self.in_progress.borrow().contains(&key) {
-                    return Err(format!("dependency cycle through {} `{name}`", $label));
+                let built = self.built.borrow().$field.contains_key(name);
+                if !built {
+                    if self.in_progress.borrow().contains(&key) {
+                        return Err(format!("dependency cycle through {} `{name}`", $label));
+                    }
+                    self.build_one($kind, name);
                 }
-                self.build_one($kind, name);
-                if let Some(h) = self.built.borrow().$field.get(name) {
-                    return Ok(Arc::clone(h));
-                }
-                return Err(format!("{} `{name}` has errors", $label));
+                let fresh = self.built.borrow().$field.get(name).cloned();
+                return match fresh {
+                    // a module rebuilt by a reload keeps its running handle: the
+                    // new object is stored into it when the reload commits
+                    Some(h) => Ok(self.existing.and_then(|e| e.$fn(name)).unwrap_or(h)),
+                    None => Err(format!("{} `{name}` has errors", $label)),
+                };
             }
             if let Some(h) = self.existing.and_then(|e| e.$fn(name)) {
                 return Ok(h);

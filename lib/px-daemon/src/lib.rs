@@ -1,11 +1,14 @@
 //! The daemon's machinery, independent of which module types exist:
 //! config loading ([`config`]), building and validating modules ([`build`]),
 //! the running set of modules ([`app`]), listeners ([`listen`]), logging
-//! ([`logger`]) and the quit sequence ([`lifecycle`]).
+//! ([`logger`]), reloads ([`reload`]), the control socket and listener
+//! hand-over ([`control`]) and the quit sequence ([`lifecycle`]).
 
 pub mod app;
 pub mod build;
 pub mod config;
+pub mod control;
 pub mod lifecycle;
 pub mod listen;
 pub mod logger;
+pub mod reload;

@@ -209,3 +209,59 @@ fn unknown_top_level_key_and_bad_yaml() {
     let errs = check(&[("main.yaml", "server: nothere.yaml\n")]).unwrap_err();
     assert!(errs[0].to_string().contains("no such file"));
 }
+
+#[tokio::test]
+async fn reload_swaps_in_place_and_a_failure_changes_nothing() {
+    use px_daemon::app::App;
+    use px_daemon::config::Kind;
+    use px_daemon::reload::{reload_changed, reload_module};
+
+    let dir = tempfile::tempdir().unwrap();
+    let main_file = dir.path().join("main.yml");
+    let good = "resolver:\n  - {name: r, type: chain}\nescaper:\n  - {name: e, type: direct_fixed, resolver: r}\nserver:\n  - {name: s, type: http_proxy, escaper: e}\n";
+    std::fs::write(&main_file, good).unwrap();
+    let main = load_main(&main_file).unwrap();
+    let app = App::build(Arc::new(wiring()), &main, "t").unwrap();
+    let handle = app.escapers.get("e").unwrap();
+    let first = handle.get();
+
+    // a reload stores a new object into the same handle
+    let msg = reload_module(&app, Kind::Escaper, "e").await.unwrap();
+    assert_eq!(msg, "escaper e reloaded");
+    let second = handle.get();
+    assert!(!Arc::ptr_eq(&first, &second));
+    assert!(Arc::ptr_eq(&app.escapers.get("e").unwrap(), &handle));
+
+    // a reference to a module that is not running fails, nothing changes
+    std::fs::write(&main_file, good.replace("resolver: r}", "resolver: r9}")).unwrap();
+    let err = reload_module(&app, Kind::Escaper, "e").await.unwrap_err();
+    assert!(
+        err.contains("main.yml:4:") && err.contains("no resolver named `r9`"),
+        "{err}"
+    );
+    // so does broken YAML
+    std::fs::write(&main_file, format!("{good}  - name: [x\n")).unwrap();
+    let err = reload_module(&app, Kind::Escaper, "e").await.unwrap_err();
+    assert!(err.contains("main.yml:"), "{err}");
+    assert!(Arc::ptr_eq(&handle.get(), &second));
+    let err = reload_module(&app, Kind::Escaper, "nope")
+        .await
+        .unwrap_err();
+    assert!(err.contains("main.yml"), "{err}");
+
+    // SIGHUP: nothing changed, then one module changed, then one removed
+    std::fs::write(&main_file, good).unwrap();
+    assert_eq!(reload_changed(&app).await.unwrap(), "no module changed");
+    let two = good.replace(
+        "server:\n",
+        "  - {name: e2, type: direct_fixed, resolver: r}\nserver:\n",
+    );
+    std::fs::write(&main_file, &two).unwrap();
+    let msg = reload_changed(&app).await.unwrap();
+    assert_eq!(msg, "reloaded: escaper[e2]");
+    assert!(Arc::ptr_eq(&handle.get(), &second));
+    std::fs::write(&main_file, good).unwrap();
+    let msg = reload_changed(&app).await.unwrap();
+    assert_eq!(msg, "reloaded: removed escaper[e2]");
+    assert_eq!(app.escapers.names(), vec!["e".to_string()]);
+}

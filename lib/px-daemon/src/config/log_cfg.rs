@@ -31,6 +31,8 @@ pub enum LogDriver {
 pub struct LogConfig {
     /// The driver for every logger.
     pub driver: LogDriver,
+    /// Whether the config has a `log:` section (else `-s` picks journald).
+    pub explicit: bool,
 }
 
 fn driver(v: &Val<'_>) -> Result<LogDriver, ConfigError> {
@@ -89,10 +91,16 @@ impl LogConfig {
     /// Parses `log:` as a driver name or a map of loggers.
     pub fn parse(v: &Val<'_>) -> Result<Self, ConfigError> {
         if !v.is_map() {
-            return Ok(LogConfig { driver: driver(v)? });
+            return Ok(LogConfig {
+                driver: driver(v)?,
+                explicit: true,
+            });
         }
         let mut m = v.map()?;
-        let mut cfg = LogConfig::default();
+        let mut cfg = LogConfig {
+            explicit: true,
+            ..LogConfig::default()
+        };
         if let Some(d) = m.get("default") {
             cfg.driver = driver(&d)?;
         }

@@ -9,6 +9,7 @@
 //! server: [...]
 //! ```
 
+mod controller;
 mod log_cfg;
 mod runtime;
 
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use px_yaml::section::{ModuleDoc, read_section};
 use px_yaml::{ConfigError, Node, Val, load_file};
 
+pub use controller::ControllerConfig;
 pub use log_cfg::{LogConfig, LogDriver};
 pub use runtime::RuntimeConfig;
 
@@ -45,6 +47,26 @@ impl Kind {
         Kind::Server,
     ];
 
+    /// The kind whose section key (or `g3proxy-ctl` word) this is.
+    pub fn from_name(name: &str) -> Option<Kind> {
+        match name.replace('-', "_").as_str() {
+            "resolver" => Some(Kind::Resolver),
+            "escaper" => Some(Kind::Escaper),
+            "user_group" => Some(Kind::UserGroup),
+            "auditor" => Some(Kind::Auditor),
+            "server" => Some(Kind::Server),
+            _ => None,
+        }
+    }
+
+    /// The kind in words, for messages (`user group`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::UserGroup => "user group",
+            k => k.section(),
+        }
+    }
+
     /// The section key in the main file.
     pub fn section(self) -> &'static str {
         match self {
@@ -66,6 +88,8 @@ pub struct MainConfig {
     pub runtime: RuntimeConfig,
     /// `log:`
     pub log: LogConfig,
+    /// `controller:`
+    pub controller: ControllerConfig,
     /// The module documents per kind, in file order.
     pub modules: Vec<(Kind, ModuleDoc)>,
 }
@@ -123,6 +147,14 @@ pub fn load_main(path: &Path) -> Result<MainConfig, Vec<ConfigError>> {
         }
         None => LogConfig::default(),
     };
+    let controller = match map.get("controller").map(|v| ControllerConfig::parse(&v)) {
+        Some(Ok(c)) => c,
+        Some(Err(e)) => {
+            errors.push(e);
+            ControllerConfig::default()
+        }
+        None => ControllerConfig::default(),
+    };
     let mut modules = Vec::new();
     for kind in Kind::ALL {
         if let Some(v) = map.get(kind.section()) {
@@ -132,7 +164,7 @@ pub fn load_main(path: &Path) -> Result<MainConfig, Vec<ConfigError>> {
             }
         }
     }
-    if let Err(e) = map.unimplemented(&["worker", "stat", "controller"]) {
+    if let Err(e) = map.unimplemented(&["worker", "stat"]) {
         errors.push(e);
     }
     if let Err(e) = map.finish() {
@@ -143,9 +175,28 @@ pub fn load_main(path: &Path) -> Result<MainConfig, Vec<ConfigError>> {
             file,
             runtime,
             log,
+            controller,
             modules,
         })
     } else {
         Err(errors)
+    }
+}
+
+/// Reads the main file again and only the section of one kind (so a broken
+/// file of another kind does not stop the reload of this one).
+pub fn load_kind(path: &Path, kind: Kind) -> Result<Vec<ModuleDoc>, Vec<ConfigError>> {
+    let file = locate_main(path).map_err(|e| vec![e])?;
+    let root: Node = load_file(&file).map_err(|e| vec![e])?;
+    let suffix = file
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("yaml")
+        .to_string();
+    let val = Val::root(&root, "");
+    let mut map = val.map().map_err(|e| vec![e])?;
+    match map.get(kind.section()) {
+        Some(v) => read_section(&v, &suffix).map_err(|e| vec![e]),
+        None => Ok(Vec::new()),
     }
 }

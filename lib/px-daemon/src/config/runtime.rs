@@ -4,6 +4,7 @@
 //! runtime:
 //!   thread_number: 2
 //!   task_wait_timeout: 30s
+//!   offline_handover_wait: 5s   # after `g3proxy-ctl offline`: wait for a successor
 //! ```
 
 use std::time::Duration;
@@ -29,6 +30,11 @@ pub struct RuntimeConfig {
     pub task_wait_timeout: Duration,
     /// How long to wait after forcing tasks to quit.
     pub task_quit_timeout: Duration,
+    /// After `g3proxy-ctl offline` (systemd's stop, or the first half of a
+    /// restart), how long the listeners go on accepting while waiting for a
+    /// new daemon of the group to take them over; they close at once when one
+    /// does.
+    pub offline_handover_wait: Duration,
 }
 
 impl Default for RuntimeConfig {
@@ -42,6 +48,7 @@ impl Default for RuntimeConfig {
             task_wait_delay: Duration::from_secs(2),
             task_wait_timeout: Duration::from_secs(10 * 3600),
             task_quit_timeout: Duration::from_secs(1),
+            offline_handover_wait: Duration::from_secs(5),
         }
     }
 }
@@ -78,6 +85,9 @@ impl RuntimeConfig {
         }
         if let Some(x) = m.get("task_quit_timeout") {
             cfg.task_quit_timeout = values::duration(&x)?;
+        }
+        if let Some(x) = m.get("offline_handover_wait") {
+            cfg.offline_handover_wait = values::duration(&x)?;
         }
         m.finish()?;
         Ok(cfg)

@@ -148,6 +148,7 @@ impl Escaper for DirectFixed {
         Ok(Box::new(udp::DirectUdpRelay::new(
             Arc::clone(&self.cfg),
             strategy,
+            self.cfg.pick_bind(),
         )))
     }
 }

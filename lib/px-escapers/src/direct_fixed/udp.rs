@@ -18,7 +18,7 @@ use std::task::Poll;
 use async_trait::async_trait;
 use px_core::value::UdpSpeedLimit;
 use px_core::{ConnectError, Host, ResolveError, ResolveStrategy, UdpRelay, UpstreamAddr};
-use px_socket::BindIp;
+use px_socket::{Bind, BindIp};
 use tokio::io::ReadBuf;
 use tokio::net::UdpSocket;
 use tokio::sync::{Notify, OnceCell};
@@ -29,6 +29,7 @@ use super::DirectFixedConfig;
 pub struct DirectUdpRelay {
     cfg: Arc<DirectFixedConfig>,
     strategy: ResolveStrategy,
+    bind: Bind,
     v4: OnceCell<UdpSocket>,
     v6: OnceCell<UdpSocket>,
     created: Notify,
@@ -36,11 +37,14 @@ pub struct DirectUdpRelay {
 }
 
 impl DirectUdpRelay {
-    /// A relay with no socket yet.
-    pub fn new(cfg: Arc<DirectFixedConfig>, strategy: ResolveStrategy) -> Self {
+    /// A relay with no socket yet; its sockets bind to `bind` (chosen per
+    /// association by the escaper: `direct_fixed` from `bind_ip`,
+    /// `direct_float` from the published addresses).
+    pub fn new(cfg: Arc<DirectFixedConfig>, strategy: ResolveStrategy, bind: Bind) -> Self {
         DirectUdpRelay {
             cfg,
             strategy,
+            bind,
             v4: OnceCell::new(),
             v6: OnceCell::new(),
             created: Notify::new(),
@@ -101,11 +105,10 @@ impl DirectUdpRelay {
         if let Some(s) = cell.get() {
             return Ok(s);
         }
-        let bind = self.cfg.pick_bind();
         let (bind, unspecified) = if ipv6 {
-            (bind.v6, IpAddr::V6(Ipv6Addr::UNSPECIFIED))
+            (self.bind.v6, IpAddr::V6(Ipv6Addr::UNSPECIFIED))
         } else {
-            (bind.v4, IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+            (self.bind.v4, IpAddr::V4(Ipv4Addr::UNSPECIFIED))
         };
         let ip = match bind {
             BindIp::Ip(ip) => ip,
