@@ -4,13 +4,17 @@
 //! The buffer is allocated once when the direction is created and reused for
 //! every read. Reads are capped by the direction's speed-limit budget.
 
+use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::idle::IdleCheck;
 use crate::limit::Limiter;
+use crate::relay::{RelayEnd, Side};
 
 /// Which half of a direction failed.
 #[derive(Debug)]
@@ -19,6 +23,64 @@ pub(crate) enum DirError {
     Read(io::Error),
     /// Writing (or flushing, or shutting down) the destination failed.
     Write(io::Error),
+}
+
+/// Both directions of a relay, however each one copies (userspace or splice).
+pub(crate) trait Duplex {
+    /// Polls one direction: `Side::Client` copies client -> upstream,
+    /// `Side::Upstream` copies upstream -> client.
+    fn poll_dir(&mut self, cx: &mut Context<'_>, from: Side) -> Poll<Result<(), DirError>>;
+    /// Bytes written so far, both ways together (for the idle check).
+    fn total_bytes(&self) -> u64;
+}
+
+/// Drives both directions until both reach EOF, one fails, or nothing moved
+/// for the idle timeout; says how the relay ended.
+pub(crate) async fn drive(duplex: &mut impl Duplex, idle_timeout: Option<Duration>) -> RelayEnd {
+    let mut idle = idle_timeout.map(IdleCheck::new);
+    let mut up_done = false;
+    let mut down_done = false;
+    let mut first_closed: Option<Side> = None;
+    poll_fn(|cx| {
+        if !up_done {
+            match duplex.poll_dir(cx, Side::Client) {
+                Poll::Ready(Ok(())) => {
+                    up_done = true;
+                    first_closed.get_or_insert(Side::Client);
+                }
+                Poll::Ready(Err(DirError::Read(e))) => return Poll::Ready(RelayEnd::ClientRead(e)),
+                Poll::Ready(Err(DirError::Write(e))) => {
+                    return Poll::Ready(RelayEnd::UpstreamWrite(e));
+                }
+                Poll::Pending => {}
+            }
+        }
+        if !down_done {
+            match duplex.poll_dir(cx, Side::Upstream) {
+                Poll::Ready(Ok(())) => {
+                    down_done = true;
+                    first_closed.get_or_insert(Side::Upstream);
+                }
+                Poll::Ready(Err(DirError::Read(e))) => {
+                    return Poll::Ready(RelayEnd::UpstreamRead(e));
+                }
+                Poll::Ready(Err(DirError::Write(e))) => {
+                    return Poll::Ready(RelayEnd::ClientWrite(e));
+                }
+                Poll::Pending => {}
+            }
+        }
+        if up_done && down_done {
+            return Poll::Ready(RelayEnd::Closed(first_closed.unwrap_or(Side::Client)));
+        }
+        if let Some(idle) = &mut idle
+            && idle.poll_idle(cx, duplex.total_bytes()).is_ready()
+        {
+            return Poll::Ready(RelayEnd::IdleTimeout);
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// The state of one copy direction.

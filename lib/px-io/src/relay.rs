@@ -12,9 +12,8 @@
 //! - Plain TCP on both sides with no limit goes through [`crate::splice`]
 //!   when the kernel supports it, else this userspace loop.
 
-use std::future::poll_fn;
 use std::io;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use px_core::value::SpeedLimit;
@@ -22,8 +21,7 @@ use px_core::{UpstreamConn, UpstreamStream};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use crate::copy::{Dir, DirError};
-use crate::idle::IdleCheck;
+use crate::copy::{Dir, DirError, Duplex, drive};
 use crate::limit::Limiter;
 
 /// The default buffer size per direction.
@@ -163,53 +161,16 @@ where
     U: AsyncRead + AsyncWrite + Unpin + ?Sized,
 {
     let limit = opts.effective_limit();
-    let mut up = Dir::new(opts.buf_size, to_upstream, Limiter::upload(&limit));
-    let mut down = Dir::new(opts.buf_size, to_client, Limiter::download(&limit));
-    let mut idle = opts.idle_timeout.map(IdleCheck::new);
-    let mut up_done = false;
-    let mut down_done = false;
-    let mut first_closed: Option<Side> = None;
-
-    let end = poll_fn(|cx| {
-        if !up_done {
-            match up.poll_copy(cx, client, upstream) {
-                Poll::Ready(Ok(())) => {
-                    up_done = true;
-                    first_closed.get_or_insert(Side::Client);
-                }
-                Poll::Ready(Err(DirError::Read(e))) => return Poll::Ready(RelayEnd::ClientRead(e)),
-                Poll::Ready(Err(DirError::Write(e))) => {
-                    return Poll::Ready(RelayEnd::UpstreamWrite(e));
-                }
-                Poll::Pending => {}
-            }
-        }
-        if !down_done {
-            match down.poll_copy(cx, upstream, client) {
-                Poll::Ready(Ok(())) => {
-                    down_done = true;
-                    first_closed.get_or_insert(Side::Upstream);
-                }
-                Poll::Ready(Err(DirError::Read(e))) => {
-                    return Poll::Ready(RelayEnd::UpstreamRead(e));
-                }
-                Poll::Ready(Err(DirError::Write(e))) => {
-                    return Poll::Ready(RelayEnd::ClientWrite(e));
-                }
-                Poll::Pending => {}
-            }
-        }
-        if up_done && down_done {
-            return Poll::Ready(RelayEnd::Closed(first_closed.unwrap_or(Side::Client)));
-        }
-        if let Some(idle) = &mut idle
-            && idle.poll_idle(cx, up.bytes + down.bytes).is_ready()
-        {
-            return Poll::Ready(RelayEnd::IdleTimeout);
-        }
-        Poll::Pending
-    })
-    .await;
+    let up = Dir::new(opts.buf_size, to_upstream, Limiter::upload(&limit));
+    let down = Dir::new(opts.buf_size, to_client, Limiter::download(&limit));
+    let mut duplex = UserspaceDuplex {
+        up,
+        down,
+        client,
+        upstream,
+    };
+    let end = drive(&mut duplex, opts.idle_timeout).await;
+    let (up, down) = (duplex.up, duplex.down);
 
     RelayOutcome {
         up_bytes: up.bytes,
@@ -267,5 +228,30 @@ where
         UpstreamStream::Other(up) => {
             relay_with_pending(client, up.as_mut(), to_upstream, to_client, &opts).await
         }
+    }
+}
+
+/// The userspace copy loop's two directions over any pair of streams.
+struct UserspaceDuplex<'a, C: ?Sized, U: ?Sized> {
+    up: Dir,
+    down: Dir,
+    client: &'a mut C,
+    upstream: &'a mut U,
+}
+
+impl<C, U> Duplex for UserspaceDuplex<'_, C, U>
+where
+    C: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    U: AsyncRead + AsyncWrite + Unpin + ?Sized,
+{
+    fn poll_dir(&mut self, cx: &mut Context<'_>, from: Side) -> Poll<Result<(), DirError>> {
+        match from {
+            Side::Client => self.up.poll_copy(cx, self.client, self.upstream),
+            Side::Upstream => self.down.poll_copy(cx, self.upstream, self.client),
+        }
+    }
+
+    fn total_bytes(&self) -> u64 {
+        self.up.bytes + self.down.bytes
     }
 }

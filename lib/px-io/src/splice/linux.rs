@@ -1,6 +1,5 @@
 //! The Linux splice loop: per direction, socket -> pipe -> socket.
 
-use std::future::poll_fn;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::pin::Pin;
@@ -11,9 +10,8 @@ use tokio::net::TcpStream;
 
 use super::poll_write_pending;
 use super::sys;
-use crate::copy::DirError;
-use crate::idle::IdleCheck;
-use crate::relay::{RelayEnd, RelayOpts, RelayOutcome, RelayPath, Side};
+use crate::copy::{DirError, Duplex, drive};
+use crate::relay::{RelayOpts, RelayOutcome, RelayPath, Side};
 
 /// The most bytes moved per splice call (the default pipe capacity).
 const CHUNK: usize = 64 * 1024;
@@ -144,58 +142,42 @@ pub(super) async fn relay(
     to_client: &[u8],
     opts: &RelayOpts,
 ) -> RelayOutcome {
-    let mut up = Dir::new(pipes.up, to_upstream);
-    let mut down = Dir::new(pipes.down, to_client);
-    let mut idle = opts.idle_timeout.map(IdleCheck::new);
-    let mut up_done = false;
-    let mut down_done = false;
-    let mut first_closed: Option<Side> = None;
-
-    let end = poll_fn(|cx| {
-        if !up_done {
-            match up.poll_copy(cx, client, upstream) {
-                Poll::Ready(Ok(())) => {
-                    up_done = true;
-                    first_closed.get_or_insert(Side::Client);
-                }
-                Poll::Ready(Err(DirError::Read(e))) => return Poll::Ready(RelayEnd::ClientRead(e)),
-                Poll::Ready(Err(DirError::Write(e))) => {
-                    return Poll::Ready(RelayEnd::UpstreamWrite(e));
-                }
-                Poll::Pending => {}
-            }
-        }
-        if !down_done {
-            match down.poll_copy(cx, upstream, client) {
-                Poll::Ready(Ok(())) => {
-                    down_done = true;
-                    first_closed.get_or_insert(Side::Upstream);
-                }
-                Poll::Ready(Err(DirError::Read(e))) => {
-                    return Poll::Ready(RelayEnd::UpstreamRead(e));
-                }
-                Poll::Ready(Err(DirError::Write(e))) => {
-                    return Poll::Ready(RelayEnd::ClientWrite(e));
-                }
-                Poll::Pending => {}
-            }
-        }
-        if up_done && down_done {
-            return Poll::Ready(RelayEnd::Closed(first_closed.unwrap_or(Side::Client)));
-        }
-        if let Some(idle) = &mut idle
-            && idle.poll_idle(cx, up.bytes + down.bytes).is_ready()
-        {
-            return Poll::Ready(RelayEnd::IdleTimeout);
-        }
-        Poll::Pending
-    })
-    .await;
+    let up = Dir::new(pipes.up, to_upstream);
+    let down = Dir::new(pipes.down, to_client);
+    let mut duplex = SpliceDuplex {
+        up,
+        down,
+        client,
+        upstream,
+    };
+    let end = drive(&mut duplex, opts.idle_timeout).await;
+    let (up, down) = (duplex.up, duplex.down);
 
     RelayOutcome {
         up_bytes: up.bytes,
         down_bytes: down.bytes,
         end,
         path: RelayPath::Splice,
+    }
+}
+
+/// The two spliced directions between two TCP sockets.
+struct SpliceDuplex<'a, 'p> {
+    up: Dir<'p>,
+    down: Dir<'p>,
+    client: &'a mut TcpStream,
+    upstream: &'a mut TcpStream,
+}
+
+impl Duplex for SpliceDuplex<'_, '_> {
+    fn poll_dir(&mut self, cx: &mut Context<'_>, from: Side) -> Poll<Result<(), DirError>> {
+        match from {
+            Side::Client => self.up.poll_copy(cx, self.client, self.upstream),
+            Side::Upstream => self.down.poll_copy(cx, self.upstream, self.client),
+        }
+    }
+
+    fn total_bytes(&self) -> u64 {
+        self.up.bytes + self.down.bytes
     }
 }
