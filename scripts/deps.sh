@@ -9,6 +9,9 @@ case "$what" in
     build)
         command -v cmake >/dev/null 2>&1 || need+=(cmake)
         command -v cc >/dev/null 2>&1 || need+=(gcc)
+        # native_tls_port links the system OpenSSL
+        command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+        [ -f /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
         ;;
     capnp)
         command -v capnp >/dev/null 2>&1 || need+=(capnproto)

@@ -19,6 +19,9 @@ log() { printf '[test.sh] %s\n' "$*" >&2; }
 declare -A NEED=(
     [curl]=curl
     [dnsmasq]=dnsmasq-base
+    [redis-server]=redis-server
+    [openssl]=openssl
+    [haproxy]=haproxy
 )
 missing=()
 for bin in "${!NEED[@]}"; do

@@ -26,13 +26,35 @@ pub(crate) fn wiring() -> Wiring {
                 px_escapers::build_direct_float,
             ),
         ],
-        user_groups: vec![(&["basic", "facts", "ldap"], unimplemented_user_group)],
+        user_groups: vec![
+            (&["basic", "hashed_user"], px_auth::build_basic),
+            (&["facts", "ldap"], unimplemented_user_group),
+        ],
         auditors: vec![(&["default"], unimplemented_auditor)],
         servers: vec![
             (&["http_proxy", "httpproxy"], px_servers::http_proxy::build),
             (
                 &["socks_proxy", "socksproxy"],
                 px_servers::socks_proxy::build,
+            ),
+            (&["tcp_stream", "tcpstream"], px_servers::tcp_stream::build),
+            (&["tls_stream", "tlsstream"], px_servers::tls_stream::build),
+            (&["sni_proxy", "sniproxy"], px_servers::sni_proxy::build),
+            (
+                &["native_tls_port", "nativetlsport", "native_tls"],
+                px_servers::native_tls_port::build,
+            ),
+            (
+                &["plain_tcp_port", "plaintcpport", "plain_tcp"],
+                px_servers::plain_tcp_port::build,
+            ),
+            (
+                &["plain_tls_port", "plaintlsport", "plain_tls"],
+                px_servers::plain_tls_port::build,
+            ),
+            (
+                &["intelli_proxy", "intelliproxy", "ppdp_tcp_port"],
+                px_servers::intelli_proxy::build,
             ),
         ],
     }

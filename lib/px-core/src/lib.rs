@@ -25,4 +25,7 @@ pub use handle::{Handle, Registry};
 pub use lookup::ModuleLookup;
 pub use resolver::{AddrFamily, PickStrategy, QueryStrategy, ResolveStrategy, Resolver};
 pub use server::{AcceptedStream, ClientInfo, Server};
-pub use user_group::UserGroup;
+pub use user_group::{
+    AuthDenied, AuthResult, ChallengeReason, Credentials, DeniedReason, Password, Redirect,
+    RequestPermit, TargetPlan, UserCtx, UserGroup, UserKind, UserPolicy, UserRefusal,
+};

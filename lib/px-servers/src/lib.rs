@@ -6,4 +6,11 @@
 
 pub mod common;
 pub mod http_proxy;
+pub mod intelli_proxy;
+pub mod native_tls_port;
+pub mod plain_tcp_port;
+pub mod plain_tls_port;
+pub mod sni_proxy;
 pub mod socks_proxy;
+pub mod tcp_stream;
+pub mod tls_stream;

@@ -34,6 +34,8 @@ pub struct CommonServerConfig {
     pub dst_port_filter: Option<PortAcl>,
     /// Per-connection speed limit on the client side.
     pub tcp_sock_speed_limit: SpeedLimit,
+    /// The user group that authenticates clients (`user_group`); `None` means no authentication.
+    pub user_group: Option<Arc<Handle<dyn px_core::UserGroup>>>,
 }
 
 impl CommonServerConfig {
@@ -72,6 +74,7 @@ impl CommonServerConfig {
             .map(|v| values::tcp_speed_limit(&v))
             .transpose()?
             .unwrap_or_default();
+        let user_group = super::user::parse_user_group(map, lookup)?;
         map.unimplemented(&["listen_in_worker"])?;
         Ok(CommonServerConfig {
             name: name.to_string(),
@@ -81,6 +84,7 @@ impl CommonServerConfig {
             dst_host_filter,
             dst_port_filter,
             tcp_sock_speed_limit,
+            user_group,
         })
     }
 

@@ -4,5 +4,12 @@
 mod config;
 mod policy;
 
+pub mod pick;
+pub mod port;
+pub mod proxy_protocol;
+pub mod rewind;
+pub mod stream_keys;
+pub mod user;
+
 pub use config::CommonServerConfig;
 pub use policy::{Denied, check_target};

@@ -26,9 +26,7 @@ use crate::common::CommonServerConfig;
 /// g3proxy's keys for http_proxy (and the common server keys it takes) not implemented yet.
 const UNIMPLEMENTED: &[&str] = &[
     "auditor",
-    "user_group",
     "shared_logger",
-    "tls_server",
     "tls_ticketer",
     "tcp_copy_yield_size",
     "tcp_misc_opts",
@@ -38,7 +36,6 @@ const UNIMPLEMENTED: &[&str] = &[
     "extra_metrics_tags",
     "local_server_name",
     "server_id",
-    "auth_realm",
     "ftp_client",
     "log_uri_max_chars",
     "pipeline_size",
@@ -98,6 +95,10 @@ pub(crate) struct HttpProxyConfig {
     pub(crate) tcp_copy_buffer_size: usize,
     /// `task_idle_check_interval` x `task_idle_max_count`: a task with no traffic that long ends.
     pub(crate) task_idle_timeout: Duration,
+    /// `tls_server` and `tls_client` (see `tls.rs`).
+    pub(crate) tls: super::tls::HttpTls,
+    /// `auth_realm`: the realm of the `Proxy-Authenticate` challenge.
+    pub(crate) auth_realm: String,
 }
 
 /// g3proxy's default for both head size limits.
@@ -134,6 +135,8 @@ impl HttpProxyConfig {
             steal_forwarded_for: false,
             tcp_copy_buffer_size: px_io::DEFAULT_BUF_SIZE,
             task_idle_timeout: Duration::from_secs(300),
+            tls: Default::default(),
+            auth_realm: super::auth::parse_realm(&mut map)?,
         };
         if let Some(v) = map.get("req_header_max_size") {
             cfg.req_header_max_size = nonzero_size(&v)?;
@@ -183,9 +186,7 @@ impl HttpProxyConfig {
             max_count = v.as_int::<u32>()?.max(1);
         }
         cfg.task_idle_timeout = check_interval.saturating_mul(max_count);
-        if let Some(v) = map.get("tls_client") {
-            empty_map_only(&v)?;
-        }
+        cfg.tls = super::tls::parse(&mut map)?;
         map.unimplemented(UNIMPLEMENTED)?;
         map.finish()?;
         Ok(cfg)
@@ -229,21 +230,6 @@ fn http_keepalive(v: &Val<'_>) -> Result<HttpKeepalive, ConfigError> {
         _ => ka.idle_expire = values::duration(v)?,
     }
     Ok(ka)
-}
-
-/// `tls_client`: https forwarding is not implemented, so only an empty map is accepted.
-fn empty_map_only(v: &Val<'_>) -> Result<(), ConfigError> {
-    if v.is_null() {
-        return Ok(());
-    }
-    let mut m = v.map()?;
-    if m.rest().is_empty() {
-        return Ok(());
-    }
-    Err(v.err(
-        "key `tls_client` is known to g3proxy but not implemented yet by this proxy \
-         (only `{}` is accepted)",
-    ))
 }
 
 #[cfg(test)]
@@ -350,7 +336,9 @@ mod tests {
                 .contains("at least 16")
         );
         let e = err("tls_client: {ca_certificate: a.pem}\n");
-        assert!(e.message.contains("not implemented yet"), "{e}");
+        assert!(e.message.contains("a.pem"), "{e}");
+        let e = err("tls_server: {}\n");
+        assert!(e.message.contains("cert_pairs"), "{e}");
         assert!(
             err("rsp_header_recv_timeout: soon\n")
                 .message
@@ -360,13 +348,7 @@ mod tests {
 
     #[test]
     fn unknown_and_unimplemented_keys() {
-        for key in [
-            "auth_realm: x",
-            "pipeline_size: 4",
-            "user_group: users",
-            "tls_server: {}",
-            "server_id: a",
-        ] {
+        for key in ["pipeline_size: 4", "tls_ticketer: {}", "server_id: a"] {
             let e = err(&format!("{key}\n"));
             assert!(e.message.contains("not implemented yet"), "{key}: {e}");
         }

@@ -19,7 +19,7 @@ use super::config::HttpProxyConfig;
 use super::io::{Io, buffered};
 use super::reply::{fail_and_close, linger_close};
 use super::upstream::Upstream;
-use super::{connect, forward};
+use super::{auth, connect, forward};
 
 /// Most header fields accepted in one request or response head.
 pub(crate) const MAX_HEADERS: usize = 512;
@@ -80,6 +80,8 @@ pub(crate) async fn serve<S: ClientStream>(cfg: Arc<HttpProxyConfig>, stream: S,
         max_headers: MAX_HEADERS,
     };
     let mut served = 0u64;
+    // the user whose tcp_conn_rate_limit already counts this connection
+    let mut counted_user: Option<Arc<str>> = None;
     loop {
         let wait = if served == 0 {
             cfg.req_header_recv_timeout
@@ -110,10 +112,13 @@ pub(crate) async fn serve<S: ClientStream>(cfg: Arc<HttpProxyConfig>, stream: S,
             return conn.fail(403, "client address not allowed").await;
         }
         served += 1;
+        let Ok(user) = auth::authenticate(&cfg, &mut conn, &head, &mut counted_user).await else {
+            return;
+        };
         if head.method == Method::Connect {
-            return connect::tunnel(&cfg, conn, head).await;
+            return connect::tunnel(&cfg, conn, head, user).await;
         }
-        if !forward::forward(&cfg, &mut conn, head).await {
+        if !forward::forward(&cfg, &mut conn, head, user.as_ref()).await {
             return;
         }
     }

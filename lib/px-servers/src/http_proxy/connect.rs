@@ -17,6 +17,7 @@ use super::io::into_stream;
 use super::reply::status_for_connect_error;
 use super::upstream::{connect_raw, upstream_addr};
 use crate::common::check_target;
+use crate::common::user::{TaskUser, client_limit, task_target};
 
 /// The reply that opens a tunnel.
 const ESTABLISHED: &[u8] = b"HTTP/1.1 200 Connection established\r\n\r\n";
@@ -28,6 +29,7 @@ pub(crate) async fn tunnel<S: ClientStream>(
     cfg: &HttpProxyConfig,
     mut conn: ClientConn<S>,
     head: RequestHead,
+    user: Option<TaskUser>,
 ) {
     let RequestTarget::Authority(authority) = &head.target else {
         return conn.fail(400, "CONNECT needs a host:port target").await;
@@ -36,8 +38,13 @@ pub(crate) async fn tunnel<S: ClientStream>(
     if let Err(denied) = check_target(&cfg.common, &target) {
         return conn.fail(403, &denied.to_string()).await;
     }
+    let user_ctx = user.as_ref().map(|u| &u.ctx);
+    let plan = match task_target(user_ctx, &target) {
+        Ok(p) => p,
+        Err(refused) => return conn.fail(refused.http_status(), &refused.to_string()).await,
+    };
     conn.upstream = None;
-    let mut upstream = match connect_raw(cfg, &target, &conn.info).await {
+    let mut upstream = match connect_raw(cfg, &plan, &conn.info).await {
         Ok(u) => u,
         Err(e) => {
             let text = format!("cannot connect to {target}: {e}");
@@ -57,13 +64,14 @@ pub(crate) async fn tunnel<S: ClientStream>(
     let opts = px_io::RelayOpts {
         buf_size: cfg.tcp_copy_buffer_size,
         idle_timeout: Some(cfg.task_idle_timeout),
-        client_limit: cfg.common.tcp_sock_speed_limit,
+        client_limit: client_limit(cfg.common.tcp_sock_speed_limit, user_ctx),
         ..Default::default()
     };
     let outcome = px_io::relay_upstream(&mut client, &mut upstream, &pending, b"", &opts).await;
     log::debug!(
-        "http_proxy: tunnel {} -> {target}: up {} down {}, {}",
+        "http_proxy: tunnel {} (user {}) -> {target}: up {} down {}, {}",
         conn.info.peer_addr,
+        plan.user.as_deref().unwrap_or("-"),
         outcome.up_bytes,
         outcome.down_bytes,
         outcome.end.reason()

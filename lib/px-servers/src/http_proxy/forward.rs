@@ -1,6 +1,7 @@
 //! Forwarding one non-CONNECT request and its response.
 //!
-//! The request must be absolute-form `http://` (origin-form gets 400, other schemes 501). After
+//! The request must be absolute-form `http://`, or `https://` when `tls_client` is enabled (the
+//! origin connection is then TLS, see `tls.rs`); origin-form gets 400, other schemes 501. After
 //! the filters (403) and framing checks (400), the head goes out in origin-form without hop-by-hop
 //! fields, on the connection kept from the previous request to the same host and port if it is
 //! still good, else on a new one. A request without a body that fails on a reused connection
@@ -31,6 +32,7 @@ use super::conn::{ClientConn, ClientStream, MAX_HEADERS};
 use super::reply::{linger_close, status_for_connect_error};
 use super::upstream::{Upstream, upstream_addr};
 use crate::common::check_target;
+use crate::common::user::{TaskTarget, TaskUser, task_target};
 
 /// The interim response the proxy sends itself for an HTTP/1.0 upstream.
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
@@ -58,13 +60,16 @@ pub(crate) async fn forward<S: ClientStream>(
     cfg: &HttpProxyConfig,
     conn: &mut ClientConn<S>,
     mut head: RequestHead,
+    user: Option<&TaskUser>,
 ) -> bool {
     let RequestTarget::Absolute(uri) = &mut head.target else {
         conn.fail(400, "a proxy request needs an absolute http:// URI")
             .await;
         return false;
     };
-    if uri.scheme != Scheme::Http {
+    // https:// goes out over TLS when tls_client is enabled (see tls.rs)
+    let tls = uri.scheme == Scheme::Https && cfg.tls.client.is_some();
+    if uri.scheme != Scheme::Http && !tls {
         let text = format!("forwarding {}:// is not implemented", uri.scheme.as_str());
         conn.fail(501, &text).await;
         return false;
@@ -97,6 +102,13 @@ pub(crate) async fn forward<S: ClientStream>(
         conn.fail(403, &denied.to_string()).await;
         return false;
     }
+    let target = match task_target(user.map(|u| &u.ctx), &target) {
+        Ok(plan) => plan,
+        Err(refused) => {
+            conn.fail(refused.http_status(), &refused.to_string()).await;
+            return false;
+        }
+    };
     if cfg.steal_forwarded_for {
         head.headers.remove("forwarded");
         head.headers.remove("x-forwarded-for");
@@ -104,7 +116,7 @@ pub(crate) async fn forward<S: ClientStream>(
 
     let mut retried = false;
     loop {
-        let mut up = match take_upstream(cfg, conn, &target).await {
+        let mut up = match take_upstream(cfg, conn, &target, tls).await {
             Ok(up) => up,
             Err((status, text)) => {
                 conn.fail(status, &text).await;
@@ -122,7 +134,10 @@ pub(crate) async fn forward<S: ClientStream>(
                 return done.client_keep;
             }
             Err(Failure::Retry) if !retried => {
-                log::debug!("http_proxy: kept connection to {target} failed, retrying");
+                log::debug!(
+                    "http_proxy: kept connection to {} failed, retrying",
+                    target.requested
+                );
                 retried = true;
             }
             Err(Failure::Retry) => {
@@ -150,19 +165,22 @@ fn drop_default_port(uri: &mut px_http::AbsoluteUri) {
 async fn take_upstream<S: ClientStream>(
     cfg: &HttpProxyConfig,
     conn: &mut ClientConn<S>,
-    target: &px_core::UpstreamAddr,
+    target: &TaskTarget,
+    tls: bool,
 ) -> Result<Upstream, (u16, String)> {
     if let Some(mut up) = conn.upstream.take()
-        && up.addr == *target
+        && up.addr == target.requested
+        && up.tls == tls
+        && up.user == target.user
         && up.usable(cfg.upstream_keepalive.idle_expire).await
     {
         up.reused = true;
         return Ok(up);
     }
-    Upstream::connect(cfg, target, &conn.info, &conn.activity)
+    Upstream::connect(cfg, target, &conn.info, &conn.activity, tls)
         .await
         .map_err(|e| {
-            let text = format!("cannot connect to {target}: {e}");
+            let text = format!("cannot connect to {}: {e}", target.requested);
             (status_for_connect_error(&e), text)
         })
 }

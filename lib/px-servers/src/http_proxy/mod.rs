@@ -19,12 +19,14 @@
 //!     req_header_recv_timeout: 30s
 //! ```
 
+mod auth;
 mod config;
 mod conn;
 mod connect;
 mod forward;
 mod io;
 mod reply;
+mod tls;
 mod upstream;
 
 #[cfg(test)]
@@ -78,13 +80,13 @@ impl Server for HttpProxyServer {
 
     async fn serve_tcp(&self, stream: TcpStream, client: ClientInfo) {
         let _ = stream.set_nodelay(true);
-        conn::serve(Arc::clone(&self.cfg), stream, client).await;
+        tls::serve(Arc::clone(&self.cfg), stream, client).await;
     }
 
     async fn serve_accepted(&self, stream: AcceptedStream, client: ClientInfo) {
         match stream {
             AcceptedStream::Tcp(s) => self.serve_tcp(s, client).await,
-            AcceptedStream::Other(s) => conn::serve(Arc::clone(&self.cfg), s, client).await,
+            AcceptedStream::Other(s) => tls::serve(Arc::clone(&self.cfg), s, client).await,
         }
     }
 }

@@ -463,7 +463,7 @@ async fn error_statuses() {
         505
     );
     assert_eq!(
-        status_of(proxy, "GET https://localhost/ HTTP/1.1\r\n\r\n").await,
+        status_of(proxy, "GET ftp://localhost/ HTTP/1.1\r\n\r\n").await,
         501
     );
     let big = format!(

@@ -11,9 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use px_core::{
-    AsyncStream, ClientInfo, ConnectError, TcpConnectRequest, UpstreamAddr, UpstreamStream,
-};
+use px_core::{AsyncStream, ClientInfo, ConnectError, UpstreamAddr, UpstreamStream};
 use px_http::Version;
 use px_io::Side;
 use tokio::io::AsyncBufReadExt;
@@ -21,6 +19,7 @@ use tokio::time::Instant;
 
 use super::config::HttpProxyConfig;
 use super::io::{Io, buffered};
+use crate::common::user::TaskTarget;
 
 /// Outer bound on one connect through the escaper (which applies its own, shorter, timeouts).
 const CONNECT_BOUND: Duration = Duration::from_secs(120);
@@ -37,18 +36,27 @@ pub(crate) struct Upstream {
     pub(crate) version: Option<Version>,
     /// Whether it has carried an exchange before the current one.
     pub(crate) reused: bool,
+    /// Whether it speaks TLS to the origin (an `https://` request).
+    pub(crate) tls: bool,
+    /// The user it was opened for (kept connections serve that user only).
+    pub(crate) user: Option<Arc<str>>,
 }
 
 impl Upstream {
     /// Connects to `target` through the server's escaper.
     pub(crate) async fn connect(
         cfg: &HttpProxyConfig,
-        target: &UpstreamAddr,
+        target: &TaskTarget,
         client: &ClientInfo,
         activity: &Arc<AtomicU64>,
+        tls: bool,
     ) -> Result<Self, ConnectError> {
-        let conn = connect_raw(cfg, target, client).await?;
-        let limit = conn.speed_limit;
+        let mut conn = connect_raw(cfg, target, client).await?;
+        if tls {
+            conn = super::tls::wrap_upstream(cfg, conn, &target.requested.host).await?;
+        }
+        // the escaper's limit and the user's, the stricter each way
+        let limit = conn.speed_limit.stricter(target.user_limit);
         let stream: Box<dyn AsyncStream> = match conn.stream {
             UpstreamStream::Tcp(t) => {
                 let _ = t.set_nodelay(true);
@@ -65,11 +73,13 @@ impl Upstream {
             cfg.tcp_copy_buffer_size,
         );
         Ok(Upstream {
-            addr: target.clone(),
+            addr: target.requested.clone(),
             io,
             idle_since: Instant::now(),
             version: None,
             reused: false,
+            tls,
+            user: target.user.clone(),
         })
     }
 
@@ -88,15 +98,11 @@ impl Upstream {
 /// Connects through the escaper within [`CONNECT_BOUND`].
 pub(crate) async fn connect_raw(
     cfg: &HttpProxyConfig,
-    target: &UpstreamAddr,
+    target: &TaskTarget,
     client: &ClientInfo,
 ) -> Result<px_core::UpstreamConn, ConnectError> {
     let escaper = cfg.common.escaper.get();
-    let req = TcpConnectRequest {
-        target: target.clone(),
-        client_addr: client.peer_addr,
-        resolve_strategy: None,
-    };
+    let req = target.request(client.peer_addr);
     match tokio::time::timeout(CONNECT_BOUND, escaper.connect_tcp(&req)).await {
         Ok(r) => r,
         Err(_) => Err(ConnectError::TimedOut),

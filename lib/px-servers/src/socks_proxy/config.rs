@@ -24,7 +24,6 @@ use crate::common::CommonServerConfig;
 /// g3proxy's keys for socks_proxy that this proxy does not implement yet.
 const UNIMPLEMENTED: &[&str] = &[
     "auditor",
-    "user_group",
     "shared_logger",
     "udp_relay_batch_size",
     "tcp_copy_yield_size",
@@ -74,6 +73,8 @@ pub(crate) struct SocksProxyConfig {
     pub(crate) task_idle_check_interval: Duration,
     /// `task_idle_max_count`.
     pub(crate) task_idle_max_count: u32,
+    /// `socks4_user_id_auth`: read a SOCKS4 USERID as `username:password`.
+    pub(crate) socks4_user_id_auth: bool,
 }
 
 impl SocksProxyConfig {
@@ -129,6 +130,10 @@ impl SocksProxyConfig {
             Some(v) => v.as_int::<u32>()?.max(1),
             None => 5,
         };
+        let socks4_user_id_auth = match map.get("socks4_user_id_auth") {
+            Some(v) => v.as_bool()?,
+            None => false,
+        };
         map.unimplemented(UNIMPLEMENTED)?;
         Ok(SocksProxyConfig {
             common,
@@ -143,6 +148,7 @@ impl SocksProxyConfig {
             udp_relay_yield_size,
             task_idle_check_interval,
             task_idle_max_count,
+            socks4_user_id_auth,
         })
     }
 

@@ -1,8 +1,8 @@
 //! `socks_proxy`: SOCKS4, SOCKS4a and SOCKS5 on one port.
 //!
 //! SOCKS5 CONNECT (IPv4, IPv6, domain targets) and UDP ASSOCIATE, SOCKS4/4a CONNECT; BIND is
-//! answered "command not supported". Only the "no authentication" method is offered (no
-//! `user_group` yet). Keys, besides the common `listen`, `escaper`, `ingress_network_filter`,
+//! answered "command not supported". With a `user_group`, clients authenticate (see [`auth`]).
+//! Keys, besides the common `listen`, `escaper`, `user_group`, `ingress_network_filter`,
 //! `dst_host_filter_set`, `dst_port_filter`, `tcp_sock_speed_limit`:
 //!
 //! - `enable_udp_associate` (alias `use_udp_associate`, default false): standard UDP ASSOCIATE;
@@ -11,6 +11,8 @@
 //! - `udp_client_initial_timeout` (default 30s), `udp_socket_buffer`, `transmute_udp_echo_ip`,
 //!   `udp_sock_speed_limit`, `udp_relay_packet_size`, `udp_relay_yield_size`.
 //! - `tcp_copy_buffer_size`, `task_idle_check_interval`, `task_idle_max_count`;
+//! - `socks4_user_id_auth` (default false): authenticate SOCKS4 clients by a `user:password`
+//!   USERID;
 //!
 //! CONNECT tasks are relayed by px-io (see [`tcp_connect`]); UDP tasks by [`udp`].
 //!
@@ -27,6 +29,7 @@
 //!     udp_socket_buffer: 512K
 //! ```
 
+mod auth;
 mod config;
 mod limit;
 mod negotiate;
@@ -85,30 +88,42 @@ impl SocksProxyServer {
             return;
         }
         let mut stream = BufReader::with_capacity(HANDSHAKE_BUFFER, stream);
-        let request =
-            match tokio::time::timeout(cfg.negotiation_timeout, negotiate(&mut stream)).await {
-                Ok(Ok(r)) => r,
-                Ok(Err(e)) => {
-                    log::debug!(
-                        "socks {}: negotiation with {} failed: {e}",
-                        cfg.common.name,
-                        client.peer_addr
-                    );
-                    return;
-                }
-                Err(_) => {
-                    log::debug!(
-                        "socks {}: negotiation with {} timed out",
-                        cfg.common.name,
-                        client.peer_addr
-                    );
-                    return;
-                }
-            };
+        let group = cfg.common.user_group.as_ref().map(|h| h.get());
+        let auth = group.as_deref().map(|group| auth::SocksAuth {
+            group,
+            client: &client,
+            socks4_user_id: cfg.socks4_user_id_auth,
+        });
+        let handshake = negotiate(&mut stream, auth.as_ref());
+        let (request, user) = match tokio::time::timeout(cfg.negotiation_timeout, handshake).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                log::debug!(
+                    "socks {}: negotiation with {} failed: {e}",
+                    cfg.common.name,
+                    client.peer_addr
+                );
+                return;
+            }
+            Err(_) => {
+                log::debug!(
+                    "socks {}: negotiation with {} timed out",
+                    cfg.common.name,
+                    client.peer_addr
+                );
+                return;
+            }
+        };
+        let timeout = cfg.negotiation_timeout;
+        let Ok(user) = auth::admit(&mut stream, &request, user, timeout).await else {
+            return;
+        };
         match request {
-            Request::V4Connect(r) => tcp_connect::serve_socks4(cfg, stream, client, r.target).await,
-            Request::V5Connect(t) => tcp_connect::serve_socks5(cfg, stream, client, t).await,
-            Request::V5UdpAssociate(hint) => udp::serve_udp(cfg, stream, client, hint).await,
+            Request::V4Connect(r) => {
+                tcp_connect::serve_socks4(cfg, stream, client, r.target, user).await
+            }
+            Request::V5Connect(t) => tcp_connect::serve_socks5(cfg, stream, client, t, user).await,
+            Request::V5UdpAssociate(hint) => udp::serve_udp(cfg, stream, client, hint, user).await,
         }
     }
 }

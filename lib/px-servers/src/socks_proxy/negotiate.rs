@@ -1,7 +1,8 @@
 //! The SOCKS handshake up to the client's request, on one port for SOCKS4, 4a and 5.
 //!
-//! The first byte picks the version. SOCKS5 clients must offer "no authentication" (0x00); a
-//! greeting without it gets method 0xFF and the connection closes. A request that cannot be served
+//! The first byte picks the version. Without a user group, SOCKS5 clients must offer "no
+//! authentication" (0x00); a greeting without it gets method 0xFF and the connection closes. With
+//! one, `auth.rs` selects the method and checks the credentials. A request that cannot be served
 //! (BIND, an unknown command or address type, a malformed SOCKS4 request) gets its reply code here
 //! (0x07, 0x08, 0x01, or SOCKS4 0x5B). The caller bounds the whole exchange with
 //! `negotiation_timeout`; a client that stays silent or stops mid-message is dropped without a
@@ -9,11 +10,14 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
+use px_core::UserCtx;
 use px_socks::{
-    AuthMethod, Socks4Request, Socks5Command, Socks5Greeting, Socks5Reply, Socks5Request,
-    SocksAddr, SocksError, SocksVersion, read_version,
+    Socks4Request, Socks5Command, Socks5Greeting, Socks5Reply, Socks5Request, SocksAddr,
+    SocksError, SocksVersion, read_version,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::auth::SocksAuth;
 
 /// A request the server will serve.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,14 +33,21 @@ pub(crate) enum Request {
 /// The SOCKS4 bound address used when there is none to report.
 pub(crate) const SOCKS4_UNSPECIFIED: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
 
-/// Reads the handshake; on a request it cannot serve, sends the reply code and fails.
-pub(crate) async fn negotiate<S>(s: &mut S) -> Result<Request, SocksError>
+/// Reads the handshake; on a request it cannot serve, sends the reply code and fails. With
+/// `auth` (a user group), authenticates the client (see `auth.rs`) and returns its user.
+pub(crate) async fn negotiate<S>(
+    s: &mut S,
+    auth: Option<&SocksAuth<'_>>,
+) -> Result<(Request, Option<UserCtx>), SocksError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     match read_version(s).await? {
         SocksVersion::V4 => match Socks4Request::read_after_version(s).await {
-            Ok(r) => Ok(Request::V4Connect(r)),
+            Ok(r) => {
+                let user = super::auth::socks4(s, &r, auth).await?;
+                Ok((Request::V4Connect(r), user))
+            }
             Err(e) => {
                 if let Some(code) = e.socks4_reply_code() {
                     let _ = code.write(s, SOCKS4_UNSPECIFIED).await;
@@ -46,13 +57,7 @@ where
         },
         SocksVersion::V5 => {
             let greeting = Socks5Greeting::read_after_version(s).await?;
-            if !greeting.offers(AuthMethod::NoAuth) {
-                AuthMethod::NoAcceptable.write_selection(s).await?;
-                return Err(SocksError::Malformed(
-                    "no acceptable authentication method offered",
-                ));
-            }
-            AuthMethod::NoAuth.write_selection(s).await?;
+            let user = super::auth::socks5(s, &greeting, auth).await?;
             let req = match Socks5Request::read(s).await {
                 Ok(r) => r,
                 Err(e) => {
@@ -63,8 +68,8 @@ where
                 }
             };
             match req.command {
-                Socks5Command::Connect => Ok(Request::V5Connect(req.target)),
-                Socks5Command::UdpAssociate => Ok(Request::V5UdpAssociate(req.target)),
+                Socks5Command::Connect => Ok((Request::V5Connect(req.target), user)),
+                Socks5Command::UdpAssociate => Ok((Request::V5UdpAssociate(req.target), user)),
                 Socks5Command::Bind => {
                     let _ = Socks5Reply::CommandNotSupported
                         .write(s, &SocksAddr::unspecified())
@@ -86,7 +91,7 @@ mod tests {
         let (mut server, mut client) = duplex(4096);
         client.write_all(input).await.unwrap();
         client.shutdown().await.unwrap();
-        let r = negotiate(&mut server).await;
+        let r = negotiate(&mut server, None).await.map(|(r, _)| r);
         drop(server);
         let mut out = Vec::new();
         client.read_to_end(&mut out).await.unwrap();

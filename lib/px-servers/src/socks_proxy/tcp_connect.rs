@@ -14,7 +14,7 @@
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
-use px_core::{ConnectError, Host, ResolveError, TcpConnectRequest, UpstreamAddr, UpstreamConn};
+use px_core::{ConnectError, Host, ResolveError, UpstreamAddr, UpstreamConn, UserCtx};
 use px_io::{RelayOpts, RelayOutcome};
 use px_socks::{Socks4Reply, Socks5Reply, SocksAddr};
 use tokio::io::{AsyncRead, AsyncWrite, BufReader};
@@ -22,6 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use super::config::SocksProxyConfig;
 use super::negotiate::SOCKS4_UNSPECIFIED;
 use crate::common::check_target;
+use crate::common::user::{TaskUser, client_limit, task_target};
 use px_core::ClientInfo;
 
 /// Upper bound on an escaper's connect, over its own timeouts.
@@ -58,6 +59,7 @@ async fn open(
     cfg: &SocksProxyConfig,
     client: &ClientInfo,
     target: &SocksAddr,
+    user: Option<&UserCtx>,
 ) -> Result<UpstreamConn, Socks5Reply> {
     let Some(upstream) = upstream_of(target) else {
         log::debug!("socks {}: invalid target host {target}", cfg.common.name);
@@ -67,10 +69,12 @@ async fn open(
         log::debug!("socks {}: {denied}", cfg.common.name);
         return Err(Socks5Reply::NotAllowed);
     }
-    let req = TcpConnectRequest {
-        target: upstream,
-        client_addr: client.peer_addr,
-        resolve_strategy: None,
+    let req = match task_target(user, &upstream) {
+        Ok(plan) => plan.request(client.peer_addr),
+        Err(refused) => {
+            log::debug!("socks {}: {refused}", cfg.common.name);
+            return Err(Socks5Reply::NotAllowed);
+        }
     };
     let escaper = cfg.common.escaper.get();
     match tokio::time::timeout(CONNECT_GUARD, escaper.connect_tcp(&req)).await {
@@ -89,6 +93,7 @@ async fn relay<S>(
     cfg: &SocksProxyConfig,
     stream: BufReader<S>,
     mut conn: UpstreamConn,
+    user: Option<&UserCtx>,
 ) -> RelayOutcome
 where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
@@ -98,7 +103,7 @@ where
     let opts = RelayOpts {
         buf_size: cfg.tcp_copy_buffer_size,
         idle_timeout: Some(cfg.idle_timeout()),
-        client_limit: cfg.common.tcp_sock_speed_limit,
+        client_limit: client_limit(cfg.common.tcp_sock_speed_limit, user),
         ..Default::default()
     };
     px_io::relay_upstream(&mut client, &mut conn, &pending, b"", &opts).await
@@ -110,10 +115,12 @@ pub(crate) async fn serve_socks5<S>(
     mut stream: BufReader<S>,
     client: ClientInfo,
     target: SocksAddr,
+    user: Option<TaskUser>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
-    let conn = match open(cfg, &client, &target).await {
+    let user_ctx = user.as_ref().map(|u| &u.ctx);
+    let conn = match open(cfg, &client, &target, user_ctx).await {
         Ok(c) => c,
         Err(code) => {
             let _ = tokio::time::timeout(
@@ -137,7 +144,7 @@ pub(crate) async fn serve_socks5<S>(
         return;
     }
     let peer = conn.peer_addr;
-    let outcome = relay(cfg, stream, conn).await;
+    let outcome = relay(cfg, stream, conn, user_ctx).await;
     log::debug!(
         "socks {}: {} -> {target} ({peer}) ended: {}, up {} down {} ({:?})",
         cfg.common.name,
@@ -155,10 +162,12 @@ pub(crate) async fn serve_socks4<S>(
     mut stream: BufReader<S>,
     client: ClientInfo,
     target: SocksAddr,
+    user: Option<TaskUser>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
-    let conn = match open(cfg, &client, &target).await {
+    let user_ctx = user.as_ref().map(|u| &u.ctx);
+    let conn = match open(cfg, &client, &target, user_ctx).await {
         Ok(c) => c,
         Err(_) => {
             let _ = tokio::time::timeout(
@@ -181,7 +190,7 @@ pub(crate) async fn serve_socks4<S>(
     if !matches!(sent, Ok(Ok(()))) {
         return;
     }
-    let outcome = relay(cfg, stream, conn).await;
+    let outcome = relay(cfg, stream, conn, user_ctx).await;
     log::debug!(
         "socks {}: socks4 {} -> {target} ended: {}, up {} down {} ({:?})",
         cfg.common.name,

@@ -22,7 +22,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use px_core::{ClientInfo, ConnectError, UdpRelay, UdpRelayRequest, UpstreamAddr};
+use px_core::value::UdpSpeedLimit;
+use px_core::{ClientInfo, ConnectError, UdpRelay, UdpRelayRequest, UpstreamAddr, UserCtx};
 use px_socks::{
     Socks5Reply, SocksAddr, UDP_HEADER_MAX_LEN, decode_udp_header, encode_udp_header_before,
 };
@@ -34,6 +35,7 @@ use super::config::{SocketBufferConfig, SocksProxyConfig};
 use super::limit::DatagramLimiter;
 use super::tcp_connect::{CONNECT_GUARD, reply_for, upstream_of};
 use crate::common::check_target;
+use crate::common::user::{TaskUser, udp_limit};
 
 /// How an association ended.
 #[derive(Debug)]
@@ -120,6 +122,8 @@ impl FixedPeer {
 /// One association's shared state, used by both directions.
 struct Session<'a> {
     cfg: &'a SocksProxyConfig,
+    /// The server's `udp_sock_speed_limit` and the user's, the stricter each way.
+    udp_limit: UdpSpeedLimit,
     expect_ip: IpAddr,
     expect_port: Option<u16>,
     client_addr: OnceLock<SocketAddr>,
@@ -130,13 +134,19 @@ struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    fn new(cfg: &'a SocksProxyConfig, client: &ClientInfo, hint: &SocksAddr) -> Self {
+    fn new(
+        cfg: &'a SocksProxyConfig,
+        client: &ClientInfo,
+        hint: &SocksAddr,
+        user: Option<&UserCtx>,
+    ) -> Self {
         let (expect_ip, expect_port) = match hint {
             SocksAddr::Ip(sa) if !sa.ip().is_unspecified() => (sa.ip().to_canonical(), sa.port()),
             _ => (client.peer_addr.ip().to_canonical(), hint.port()),
         };
         Session {
             cfg,
+            udp_limit: udp_limit(cfg.udp_sock_speed_limit, user),
             expect_ip,
             expect_port: (expect_port != 0).then_some(expect_port),
             client_addr: OnceLock::new(),
@@ -164,7 +174,7 @@ impl<'a> Session<'a> {
     async fn client_to_remote(&self, sock: &UdpSocket, relay: &dyn UdpRelay) -> UdpEnd {
         let packet_size = self.cfg.udp_relay_packet_size;
         let mut buf = vec![0u8; UDP_HEADER_MAX_LEN + packet_size + 1];
-        let sl = self.cfg.udp_sock_speed_limit;
+        let sl = self.udp_limit;
         let mut recv_limit =
             DatagramLimiter::new(sl.upload_bytes, sl.upload_packets, sl.shift_millis);
         let el = relay.speed_limit();
@@ -268,7 +278,7 @@ impl<'a> Session<'a> {
         let el = relay.speed_limit();
         let mut recv_limit =
             DatagramLimiter::new(el.download_bytes, el.download_packets, el.shift_millis);
-        let sl = self.cfg.udp_sock_speed_limit;
+        let sl = self.udp_limit;
         let mut send_limit =
             DatagramLimiter::new(sl.download_bytes, sl.download_packets, sl.shift_millis);
         let mut since_yield = 0usize;
@@ -391,6 +401,7 @@ pub(crate) async fn serve_udp<S>(
     mut ctl: S,
     client: ClientInfo,
     hint: SocksAddr,
+    user: Option<TaskUser>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -414,9 +425,10 @@ pub(crate) async fn serve_udp<S>(
             return;
         }
     };
+    let user_ctx = user.as_ref().map(|u| &u.ctx);
     let req = UdpRelayRequest {
         client_addr: client.peer_addr,
-        resolve_strategy: None,
+        resolve_strategy: user_ctx.and_then(|u| u.policy.resolve_strategy()),
     };
     let escaper = cfg.common.escaper.get();
     let relay = match tokio::time::timeout(CONNECT_GUARD, escaper.open_udp(&req)).await {
@@ -435,7 +447,7 @@ pub(crate) async fn serve_udp<S>(
     if !reply(cfg, &mut ctl, Socks5Reply::Succeeded, &echo).await {
         return;
     }
-    let session = Session::new(cfg, &client, &hint);
+    let session = Session::new(cfg, &client, &hint, user_ctx);
     let end = session.run(&mut ctl, &sock, relay.as_ref()).await;
     log::debug!(
         "socks {}: udp {} for {} ({:?}) ended: {end}, up {} down {}",

@@ -107,7 +107,7 @@ fn errors_name_the_key() {
         .err()
         .unwrap();
     assert_eq!(e.key_path, "server[socks].user_group");
-    assert!(e.message.contains("not implemented yet"), "{e}");
+    assert!(e.message.contains("no user group users"), "{e}");
     assert_eq!(e.line, 2);
     for key in [
         "udp_bind_ipv4: 10.0.0.1",
