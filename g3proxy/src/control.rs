@@ -163,7 +163,10 @@ impl proc_control::Server for ProcControl {
         let name = text_of(params.get()?.get_name())?;
         let mut out = results.get().init_user_group();
         if self.app.user_groups.get(&name).is_some() {
-            out.set_user_group(capnp_rpc::new_client(UserGroupCtl));
+            out.set_user_group(capnp_rpc::new_client(UserGroupCtl {
+                app: Arc::clone(&self.app),
+                name,
+            }));
         } else {
             let mut e = out.init_err();
             e.set_code(-1);
@@ -342,9 +345,32 @@ impl resolver_control::Server for ResolverCtl {
     }
 }
 
-/// User groups have no implementation yet, so no such capability is handed
-/// out; the methods answer empty lists.
-struct UserGroupCtl;
+/// One user group's queries: the names of its static and dynamic users,
+/// read from the group the handle holds now.
+struct UserGroupCtl {
+    app: Arc<App>,
+    name: String,
+}
+
+impl UserGroupCtl {
+    fn names(&self, dynamic: bool) -> Result<Vec<String>, capnp::Error> {
+        let handle = self.app.user_groups.get(&self.name).ok_or_else(|| {
+            capnp::Error::failed(format!("no user group named `{}` any more", self.name))
+        })?;
+        let group = handle.get();
+        Ok(if dynamic {
+            group.dynamic_users()
+        } else {
+            group.static_users()
+        })
+    }
+}
+
+fn fill_names(list: Vec<String>, mut out: capnp::text_list::Builder<'_>) {
+    for (i, n) in list.iter().enumerate() {
+        out.set(i as u32, n.as_str());
+    }
+}
 
 impl user_group_control::Server for UserGroupCtl {
     fn list_static_user(
@@ -352,8 +378,11 @@ impl user_group_control::Server for UserGroupCtl {
         _: user_group_control::ListStaticUserParams,
         mut results: user_group_control::ListStaticUserResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
-        results.get().init_result(0);
-        std::future::ready(Ok(()))
+        let r = self.names(false).map(|names| {
+            let len = names.len() as u32;
+            fill_names(names, results.get().init_result(len));
+        });
+        std::future::ready(r)
     }
 
     fn list_dynamic_user(
@@ -361,7 +390,10 @@ impl user_group_control::Server for UserGroupCtl {
         _: user_group_control::ListDynamicUserParams,
         mut results: user_group_control::ListDynamicUserResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
-        results.get().init_result(0);
-        std::future::ready(Ok(()))
+        let r = self.names(true).map(|names| {
+            let len = names.len() as u32;
+            fill_names(names, results.get().init_result(len));
+        });
+        std::future::ready(r)
     }
 }

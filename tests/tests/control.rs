@@ -1,5 +1,5 @@
 //! `g3proxy-ctl` against the real daemon: every subcommand, failed reloads that
-//! change nothing, reloads of a server, an escaper and a resolver under load
+//! change nothing, reloads of a server, an escaper, a resolver and a user group under load
 //! (HTTP and SOCKS requests, CONNECT tunnels moving data), re-binding only on
 //! a new listen address, SIGHUP, `direct_float` publish seen by a target, and
 //! control clients that send garbage or hang.
@@ -34,14 +34,22 @@ escaper:
     resolver: default
     egress_network_filter: {default: allow, allow: 127.0.0.1}
 @ESCAPER_EXTRA@
+user_group:
+  - name: users
+    static_users:
+      - name: root
+        token: {salt: 113323bdab6fd2cc, md5: 5c81f2becadde7fa5fde9026652ccc84, sha1: ff9d5c1a14328dd85ee95d4e574bd0558a1dfa96}
+    anonymous_user: {name: guest}
 server:
   - name: http
     type: http_proxy
     escaper: default
+    user_group: users
     listen: 127.0.0.1:@HTTP@
   - name: socks
     type: socks_proxy
     escaper: default
+    user_group: users
     listen: 127.0.0.1:@SOCKS@
 ";
 
@@ -93,7 +101,7 @@ fn every_subcommand() {
     assert_eq!(g.ctl_ok(&["list", "server"]), "http\nsocks\n");
     assert_eq!(g.ctl_ok(&["list", "escaper"]), "default\n");
     assert_eq!(g.ctl_ok(&["list", "resolver"]), "default\n");
-    assert_eq!(g.ctl_ok(&["list", "user-group"]), "");
+    assert_eq!(g.ctl_ok(&["list", "user-group"]), "users\n");
     assert_eq!(g.ctl_ok(&["list", "auditor"]), "");
 
     assert!(g.ctl_ok(&["reload-server", "http"]).contains("reloaded"));
@@ -105,8 +113,12 @@ fn every_subcommand() {
         g.ctl_ok(&["reload-resolver", "default"])
             .contains("reloaded")
     );
+    assert!(
+        g.ctl_ok(&["reload-user-group", "users"])
+            .contains("reloaded")
+    );
     for (cmd, name) in [
-        ("reload-user-group", "users"),
+        ("reload-user-group", "nosuch"),
         ("reload-auditor", "audit"),
         ("reload-server", "nosuch"),
     ] {
@@ -137,10 +149,15 @@ fn every_subcommand() {
         "{}",
         out.describe()
     );
-    let out = g.ctl(&["user-group", "users", "list-static-user"]);
+    assert_eq!(
+        g.ctl_ok(&["user-group", "users", "list-static-user"]),
+        "root\n"
+    );
+    assert_eq!(g.ctl_ok(&["user-group", "users", "list-dynamic-user"]), "");
+    let out = g.ctl(&["user-group", "nosuch", "list-static-user"]);
     assert_eq!(out.code(), Some(1), "{}", out.describe());
     assert!(
-        out.stderr.contains("no user group named `users`"),
+        out.stderr.contains("no user group named `nosuch`"),
         "{}",
         out.describe()
     );
@@ -255,6 +272,7 @@ fn reloads_under_load_lose_nothing() {
         g.write_config(&render(&p, &extra));
         g.ctl_ok(&["reload-escaper", "default"]);
         g.ctl_ok(&["reload-resolver", "default"]);
+        g.ctl_ok(&["reload-user-group", "users"]);
         g.ctl_ok(&["reload-server", "http"]);
         g.ctl_ok(&["reload-server", "socks"]);
         std::thread::sleep(Duration::from_millis(150));

@@ -174,7 +174,10 @@ fn convert(y: MarkedYamlOwned, file: &Arc<PathBuf>) -> Result<Node, ConfigError>
                             })
                             .collect::<Result<_, _>>()?,
                         _ => {
-                            return Err(bad(&v.pos, "merge key `<<` takes a map or a list of maps"));
+                            return Err(bad(
+                                &v.pos,
+                                "merge key `<<` takes a map or a list of maps",
+                            ));
                         }
                     };
                     for m in sources {
