@@ -16,6 +16,8 @@
 #   scripts/bench.sh --bin PATH         # the g3proxy under test (also $PX_G3PROXY_BIN)
 #   scripts/bench.sh --wait-quiet 60    # before each cell, wait (up to 60 s) for other
 #                                       # processes on the machine to go quiet
+#   scripts/bench.sh --retry-noisy N    # measure a cell again (up to N times, default 1) when
+#                                       # other processes used > 0.25 core meanwhile
 #   scripts/bench.sh --duration S       # seconds of load per cell
 #   scripts/bench.sh --variant io-uring=PATH   # another g3proxy build as its own column
 #   scripts/bench.sh --no-install       # never call apt-get
@@ -43,9 +45,9 @@ while [ $# -gt 0 ]; do
         --bin=*) bin="${1#--bin=}" ;;
         --peers) peers="$2"; pass+=("$1" "$2"); shift ;;
         --peers=*) peers="${1#--peers=}"; pass+=("$1") ;;
-        --json|--md|--only|--duration|--wait-quiet|--http-conns|--variant) pass+=("$1" "$2"); shift ;;
-        --keep|--json=*|--md=*|--only=*|--duration=*|--wait-quiet=*|--http-conns=*|--variant=*) pass+=("$1") ;;
-        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+        --json|--md|--only|--duration|--wait-quiet|--http-conns|--variant|--retry-noisy|--budget) pass+=("$1" "$2"); shift ;;
+        --keep|--json=*|--md=*|--only=*|--duration=*|--wait-quiet=*|--http-conns=*|--variant=*|--retry-noisy=*|--budget=*) pass+=("$1") ;;
+        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift

@@ -12,6 +12,9 @@ case "$what" in
         # native_tls_port links the system OpenSSL
         command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
         [ -f /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
+        # the vendored Tongsuo of the vendored-tongsuo feature is configured by perl
+        command -v perl >/dev/null 2>&1 || need+=(perl)
+        command -v make >/dev/null 2>&1 || need+=(make)
         ;;
     capnp)
         command -v capnp >/dev/null 2>&1 || need+=(capnproto)

@@ -73,5 +73,10 @@ export PX_PYTHON="$VENV_PY"
 scripts/deps.sh build
 log "cargo build --workspace --bins"
 cargo build --workspace --bins
+if [ "$#" -eq 0 ]; then
+    # TLCP needs Tongsuo, built from source by this feature (about 2 minutes, then cached)
+    log "cargo test -p px-tls --features vendored-tongsuo"
+    cargo test -p px-tls --features vendored-tongsuo
+fi
 log "cargo test --workspace --no-fail-fast $*"
 exec cargo test --workspace --no-fail-fast "$@"

@@ -351,6 +351,7 @@ class Bench:
         self.target: Daemon | None = None
         self.nginx_modules = "/usr/lib/nginx/modules"
         self.results: dict[str, dict[str, dict]] = {}
+        self.t_start = time.time()
 
     # -- setup ------------------------------------------------------------
     def setup(self) -> None:
@@ -594,6 +595,10 @@ class Bench:
             sink.stop()
 
     # -- one cell ---------------------------------------------------------------
+    def over_budget(self) -> bool:
+        """Past --budget seconds, no more waiting for quiet and no more retries."""
+        return self.args.budget > 0 and time.time() - self.t_start > self.args.budget
+
     def wait_quiet(self) -> float:
         """Waits (up to --wait-quiet s) until other processes use under 5 % of a core."""
         if self.args.wait_quiet <= 0:
@@ -607,14 +612,29 @@ class Bench:
         return time.time() - t0
 
     def cell(self, sc: dict, subject: str) -> dict:
-        waited = self.wait_quiet()
-        f0, t0 = foreign_cpu_seconds(), time.time()
-        r = self._cell(sc, subject)
-        if r.get("status") == "ok":
+        """One measurement; repeated (up to --retry-noisy times) while other processes
+        disturbed it, keeping the least disturbed attempt."""
+        best = None
+        for attempt in range(1 + max(0, self.args.retry_noisy)):
+            if attempt > 0 and self.over_budget():
+                break
+            waited = 0.0 if self.over_budget() else self.wait_quiet()
+            f0, t0 = foreign_cpu_seconds(), time.time()
+            r = self._cell(sc, subject)
+            if r.get("status") != "ok":
+                return r
             r["foreign_cpu_cores"] = round((foreign_cpu_seconds() - f0) / max(time.time() - t0, 1e-3), 3)
             if waited >= 1.5:
                 r["waited_quiet_s"] = round(waited, 1)
-        return r
+            r["attempts"] = attempt + 1
+            if best is None or r["foreign_cpu_cores"] < best["foreign_cpu_cores"]:
+                best = r
+            if best["foreign_cpu_cores"] <= NOISY_CORES:
+                break
+            log(f"{sc['name']:<21} {subject:<11} disturbed ({r['foreign_cpu_cores']:.2f} cores used by "
+                f"other processes), measuring again")
+        best["attempts"] = attempt + 1
+        return best
 
     def _cell(self, sc: dict, subject: str) -> dict:
         name = sc["name"]
@@ -946,9 +966,17 @@ def main() -> int:
                     help="before each cell, wait up to this many seconds for other processes to go quiet")
     ap.add_argument("--variant", action="append", default=[], metavar="NAME=PATH",
                     help="another g3proxy build measured as its own column (e.g. io-uring=target/uring/release/g3proxy)")
+    ap.add_argument("--retry-noisy", type=int, default=None,
+                    help="measure a cell again (up to N times) when other processes used more than "
+                         f"{NOISY_CORES} of a core meanwhile (default: 1, quick mode 0)")
+    ap.add_argument("--budget", type=float, default=420,
+                    help="seconds after which --wait-quiet and --retry-noisy stop, so a busy machine "
+                         "does not stretch the run (default 420)")
     ap.add_argument("--keep", action="store_true", help="keep the temp work dir")
     ap.add_argument("--cmdline", default="", help="the command line to record")
     args = ap.parse_args()
+    if args.retry_noisy is None:
+        args.retry_noisy = 0 if args.quick else 1
     args.bin = os.path.abspath(args.bin)
     args.variants = {}
     for v in args.variant:

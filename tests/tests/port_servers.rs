@@ -506,3 +506,156 @@ fn guide_intelli_proxy_http_socks_and_garbage() {
         "{took:?}"
     );
 }
+
+/// The user guide's "Guomi TLCP Protocol Encapsulation" block, with the test's files. TLCP needs
+/// the `vendored-tongsuo` build; this build refuses the block with a message saying so.
+const GUIDE_TLCP: &str = r#"
+server:
+  - name: real_http
+    listen: "[127.0.0.1]:@REAL@" # Optional
+    type: http_proxy
+    escaper: default
+    # ... Other configurations
+  - name: tlcp
+    type: native_tls_port
+    listen: "127.0.0.1:@PORT@"
+    tls_server:
+      tlcp_cert_pairs:         # Enable Guomi TLCP protocol
+        sign_certificate: @CERT@
+        sign_private_key: @KEY@
+        enc_certificate: @CERT@
+        enc_private_key: @KEY@
+      enable_client_auth: true # Optional, enable mTLS
+    server: real_http
+    proxy_protocol: v2         # Optional, enable PROXY Protocol
+"#;
+
+#[test]
+fn native_tls_port_with_mtls_and_proxy_protocol() {
+    let pki = Pki::new();
+    pki.ca("srv").ca("clients").ca("other");
+    pki.leaf("srv", "server", &["proxy.test"]);
+    pki.leaf("clients", "good", &["client.test"]);
+    pki.leaf("other", "stranger", &["client.test"]);
+    let origin = HttpOrigin::start();
+    let (real, native, front, plain_native) = (
+        net::free_tcp_port(),
+        net::free_tcp_port(),
+        net::free_tcp_port(),
+        net::free_tcp_port(),
+    );
+    let port = |name: &str, port: u16, extra: &str| {
+        format!(
+            "  - name: {name}\n    type: native_tls_port\n    listen: 127.0.0.1:{port}\n    server: real_http\n    \
+             tls_server:\n      cert_pairs: {{certificate: {}, private_key: {}}}\n      enable_client_auth: true\n      \
+             ca_certificate: {}\n{extra}",
+            pki.path("server.crt"),
+            pki.path("server.key"),
+            pki.path("clients-ca.crt")
+        )
+    };
+    let yaml = preamble(None)
+        + &format!(
+            "server:\n  - name: real_http\n    type: http_proxy\n    escaper: default\n    listen: 127.0.0.1:{real}\n    \
+             ingress_network_filter: {{}}\n"
+        )
+        + &port("pp", native, "    proxy_protocol: v2\n")
+        + &port("direct", plain_native, "");
+    let _d = Daemon::start(&yaml, &[real, native, plain_native]);
+    let _h = haproxy(front, native, "send-proxy-v2");
+    let ca = pki.path("srv-ca.crt");
+    let curl = |src: &str, port: u16, cert: Option<&str>| {
+        let proxy = format!("https://proxy.test:{port}");
+        let resolve = format!("proxy.test:{port}:127.0.0.1");
+        let (c, k) = match cert {
+            Some(c) => (pki.path(&format!("{c}.crt")), pki.path(&format!("{c}.key"))),
+            None => (String::new(), String::new()),
+        };
+        let url = origin.url("/hello");
+        let mut a = vec![
+            "--interface",
+            src,
+            "-x",
+            &proxy,
+            "--proxy-cacert",
+            &ca,
+            "--resolve",
+            &resolve,
+        ];
+        if cert.is_some() {
+            a.extend(["--proxy-cert", c.as_str(), "--proxy-key", k.as_str()]);
+        }
+        a.push(&url);
+        curl_http(&a)
+    };
+    // through haproxy (TCP mode, PROXY v2) into the OpenSSL port, then the HTTP proxy
+    let r = curl("127.0.0.1", front, Some("good"));
+    assert_eq!(
+        (r.code, r.body_str().as_str()),
+        (200, "hello world\n"),
+        "{}",
+        r.describe()
+    );
+    let r = curl("127.0.0.5", front, Some("good"));
+    assert_eq!(r.code, 403, "the carried address decides: {}", r.describe());
+    // mTLS refusals on the OpenSSL port
+    for cert in [None, Some("stranger")] {
+        let r = curl("127.0.0.1", plain_native, cert);
+        assert_ne!(r.code, 200, "{cert:?}: {}", r.describe());
+    }
+    let r = curl("127.0.0.1", plain_native, Some("good"));
+    assert_eq!(r.code, 200, "{}", r.describe());
+    // a big body through the OpenSSL stream
+    let r = curl_http(&[
+        "-x",
+        &format!("https://proxy.test:{plain_native}"),
+        "--proxy-cacert",
+        &ca,
+        "--resolve",
+        &format!("proxy.test:{plain_native}:127.0.0.1"),
+        "--proxy-cert",
+        &pki.path("good.crt"),
+        "--proxy-key",
+        &pki.path("good.key"),
+        &origin.url("/pattern/2000000"),
+    ]);
+    assert_eq!(r.code, 200, "{}", r.describe());
+    pattern::check(&r.body, 2_000_000).unwrap();
+    // openssl s_client: the handshake is refused without a client certificate
+    let out = tls_support::s_client(
+        &[
+            "-connect",
+            &format!("127.0.0.1:{plain_native}"),
+            "-CAfile",
+            &ca,
+            "-servername",
+            "proxy.test",
+        ],
+        b"",
+        Duration::from_millis(300),
+    );
+    tls_support::assert_has(&out, "alert");
+}
+
+#[test]
+fn guide_tlcp_block_needs_the_tongsuo_build() {
+    let pki = Pki::new();
+    pki.ca("srv").leaf("srv", "server", &["proxy.test"]);
+    let yaml = preamble(None)
+        + &fill(
+            GUIDE_TLCP,
+            &[
+                ("REAL", net::free_tcp_port().to_string()),
+                ("PORT", net::free_tcp_port().to_string()),
+                ("CERT", pki.path("server.crt")),
+                ("KEY", pki.path("server.key")),
+            ],
+        );
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("g3proxy.yaml");
+    std::fs::write(&f, yaml).unwrap();
+    let (status, text) = px_e2e::daemon::check_config(&f);
+    assert!(!status.success(), "{text}");
+    assert!(text.contains("vendored-tongsuo"), "{text}");
+    assert!(text.contains("tlcp_cert_pairs"), "{text}");
+}

@@ -75,7 +75,7 @@ impl CommonServerConfig {
             .transpose()?
             .unwrap_or_default();
         let user_group = super::user::parse_user_group(map, lookup)?;
-        map.unimplemented(&["listen_in_worker"])?;
+        super::port::listen_in_worker(map)?;
         Ok(CommonServerConfig {
             name: name.to_string(),
             listen,

@@ -2,7 +2,7 @@
 //! listen socket, the ingress filter on the socket's peer address, the PROXY protocol in front
 //! of the stream, and handing the stream on to a next server by name.
 //!
-//! Keys read here: `listen` (required), `listen_in_worker` (accepted; this proxy has no worker
+//! Keys read here: `listen` (required), `listen_in_worker` (only `false`; this proxy has no worker
 //! runtimes yet, so every listener runs on the main runtime), `ingress_network_filter` (always
 //! the real socket address, also with the PROXY protocol), `proxy_protocol` (`v1` | `v2`),
 //! `proxy_protocol_read_timeout` (default 5s).
@@ -30,10 +30,16 @@ pub fn ingress_filter(v: &Val<'_>) -> Result<NetworkAcl, ConfigError> {
     Ok(acl)
 }
 
-/// Takes `listen_in_worker` (a bool; no effect without worker runtimes).
+/// Takes `listen_in_worker`: `false` is what this proxy does; `true` needs
+/// worker runtimes, which do not exist yet, so it is an error saying so.
 pub fn listen_in_worker(map: &mut MapReader<'_>) -> Result<(), ConfigError> {
-    if let Some(v) = map.get("listen_in_worker") {
-        v.as_bool()?;
+    if let Some(v) = map.get("listen_in_worker")
+        && v.as_bool()?
+    {
+        return Err(v.err(
+            "`listen_in_worker: true` is known to g3proxy but not implemented yet by this proxy \
+             (there are no worker runtimes yet)",
+        ));
     }
     Ok(())
 }

@@ -139,7 +139,10 @@ impl Settings {
             .map_err(|x| e("min_tls_version", x))?;
         b.set_max_proto_version(self.max)
             .map_err(|x| e("max_tls_version", x))?;
-        let mut opts = SslOptions::NO_COMPRESSION | SslOptions::CIPHER_SERVER_PREFERENCE;
+        // no 1/n-1 record splitting: TLCP's CBC suites trip Tongsuo's record layer with it
+        let mut opts = SslOptions::NO_COMPRESSION
+            | SslOptions::CIPHER_SERVER_PREFERENCE
+            | SslOptions::DONT_INSERT_EMPTY_FRAGMENTS;
         if self.no_ticket {
             opts |= SslOptions::NO_TICKET;
         }
@@ -195,13 +198,16 @@ impl Settings {
 }
 
 fn load_pair(b: &mut SslContextBuilder, p: &PairPaths, v: &Val<'_>) -> Result<X509, ConfigError> {
-    let err = |what: &str, x: openssl::error::ErrorStack| {
-        v.err(format!("{what} ({}): {x}", p.at))
-    };
+    let err = |what: &str, x: openssl::error::ErrorStack| v.err(format!("{what} ({}): {x}", p.at));
     b.set_certificate_chain_file(&p.cert)
         .map_err(|x| err("certificate", x))?;
     b.set_private_key_file(&p.key, SslFiletype::PEM)
-        .map_err(|x| err("the private key cannot be read or does not fit the certificate", x))?;
+        .map_err(|x| {
+            err(
+                "the private key cannot be read or does not fit the certificate",
+                x,
+            )
+        })?;
     b.check_private_key()
         .map_err(|x| err("the private key does not fit the certificate", x))?;
     let pem = std::fs::read(&p.cert).map_err(|x| v.err(format!("{}: {x}", p.cert.display())))?;
@@ -225,14 +231,21 @@ impl NativeTlsServer {
             .transpose()?
             .unwrap_or(false);
         let ca_files = match m.get_any(&["ca_certificate", "client_auth_certificate"]) {
-            Some(c) => c.list().iter().map(path_of).collect::<Result<Vec<_>, _>>()?,
+            Some(c) => c
+                .list()
+                .iter()
+                .map(path_of)
+                .collect::<Result<Vec<_>, _>>()?,
             None => Vec::new(),
         };
         let session_id_context = match m.get("session_id_context") {
             Some(s) => format!("px-native-tls:{}", s.as_text()?).into_bytes(),
             None => b"px-native-tls".to_vec(),
         };
-        let no_ticket = m.get("no_session_ticket").map(|b| b.as_bool()).transpose()?;
+        let no_ticket = m
+            .get("no_session_ticket")
+            .map(|b| b.as_bool())
+            .transpose()?;
         let no_cache = m.get("no_session_cache").map(|b| b.as_bool()).transpose()?;
         let handshake_timeout = match m.get("handshake_timeout") {
             Some(d) => values::duration(&d)?,
@@ -270,7 +283,9 @@ impl NativeTlsServer {
         if !others.is_empty() {
             let others = Arc::new(others);
             b.set_servername_callback(move |ssl, _alert| {
-                let Some(name) = ssl.servername(NameType::HOST_NAME).map(str::to_ascii_lowercase)
+                let Some(name) = ssl
+                    .servername(NameType::HOST_NAME)
+                    .map(str::to_ascii_lowercase)
                 else {
                     return Ok(());
                 };
@@ -278,7 +293,8 @@ impl NativeTlsServer {
                     .iter()
                     .find(|(names, _)| names.iter().any(|p| name_matches(p, &name)));
                 if let Some((_, ctx)) = hit {
-                    ssl.set_ssl_context(ctx).map_err(|_| SniError::ALERT_FATAL)?;
+                    ssl.set_ssl_context(ctx)
+                        .map_err(|_| SniError::ALERT_FATAL)?;
                 }
                 Ok(())
             });

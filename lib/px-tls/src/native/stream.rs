@@ -116,17 +116,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> NativeTlsStream<S> {
         Poll::Ready(Ok(()))
     }
 
-    /// One step of the server handshake.
-    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    /// Drives the handshake (server side when `server`) until it ends.
+    fn poll_handshake(&mut self, cx: &mut Context<'_>, server: bool) -> Poll<io::Result<()>> {
         loop {
-            match self.tls.accept() {
+            let step = if server {
+                self.tls.accept()
+            } else {
+                self.tls.connect()
+            };
+            match step {
                 Ok(()) => return self.poll_flush_tx(cx),
                 Err(e) if e.code() == ErrorCode::WANT_READ => {
                     ready!(self.poll_flush_tx(cx))?;
                     if self.tls.get_mut().rx_eof {
                         return Poll::Ready(Err(io::Error::new(
                             io::ErrorKind::UnexpectedEof,
-                            "client closed during the TLS handshake",
+                            "peer closed during the TLS handshake",
                         )));
                     }
                     ready!(self.poll_fill_rx(cx))?;
@@ -145,7 +150,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> NativeTlsStream<S> {
 
     /// Runs the server handshake.
     pub async fn accept(&mut self) -> io::Result<()> {
-        std::future::poll_fn(|cx| self.poll_accept(cx)).await
+        std::future::poll_fn(|cx| self.poll_handshake(cx, true)).await
+    }
+
+    /// Runs the client handshake (the `Ssl` must be set up as a client).
+    pub async fn connect(&mut self) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.poll_handshake(cx, false)).await
     }
 }
 
