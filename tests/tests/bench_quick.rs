@@ -42,7 +42,11 @@ fn bench_quick_measures_every_scenario() {
         .arg(&bin)
         .current_dir(&root);
     let out = cmd::run(&mut c, Duration::from_secs(85));
-    assert!(out.success(), "scripts/bench.sh --quick failed:\n{}", out.describe());
+    assert!(
+        out.success(),
+        "scripts/bench.sh --quick failed:\n{}",
+        out.describe()
+    );
 
     let tsv = std::fs::read_to_string(dir.path().join("result.tsv"))
         .unwrap_or_else(|e| panic!("no result.tsv ({e}):\n{}", out.describe()));
@@ -70,12 +74,18 @@ fn bench_quick_measures_every_scenario() {
             assert_eq!(status, "not_applicable", "{sc}/direct:\n{tsv}");
         } else {
             assert_eq!(status, "ok", "{sc}/direct did not measure:\n{tsv}\n{md}");
-            assert!(number(&value).is_some(), "{sc}/direct gave no number: {value:?}\n{tsv}");
+            assert!(
+                number(&value).is_some(),
+                "{sc}/direct gave no number: {value:?}\n{tsv}"
+            );
         }
         let (status, value) = cell(sc, "project");
         match status.as_str() {
             "ok" => {
-                assert!(number(&value).is_some(), "{sc}/project gave no number: {value:?}\n{tsv}");
+                assert!(
+                    number(&value).is_some(),
+                    "{sc}/project gave no number: {value:?}\n{tsv}"
+                );
                 measured += 1;
             }
             "not_implemented" => {}
@@ -83,7 +93,13 @@ fn bench_quick_measures_every_scenario() {
         }
     }
     // the forward proxy and SOCKS servers exist, so at least those were measured
-    for sc in ["http_forward", "connect_bulk", "connect_rate", "socks5_bulk", "socks5_rate"] {
+    for sc in [
+        "http_forward",
+        "connect_bulk",
+        "connect_rate",
+        "socks5_bulk",
+        "socks5_rate",
+    ] {
         assert_eq!(cell(sc, "project").0, "ok", "{sc}/project:\n{tsv}\n{md}");
     }
     assert!(measured >= 5);

@@ -54,13 +54,14 @@ struct Opts {
     hold: f64,
     timeout: Duration,
     buf: usize,
+    rst: bool,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: loadgen rate|bulk|hold|sink [--via direct|connect|socks5] [--proxy ADDR] \
          [--target ADDR] [--path P] [--conns N] [--duration S] [--count N] [--listen ADDR] \
-         [--ready-file F] [--hold S] [--timeout S] [--buf BYTES]"
+         [--ready-file F] [--hold S] [--timeout S] [--buf BYTES] [--rst 0|1]"
     );
     std::process::exit(2)
 }
@@ -92,6 +93,7 @@ fn parse_args() -> Opts {
         hold: 3600.0,
         timeout: Duration::from_secs(10),
         buf: 256 * 1024,
+        rst: false,
     };
     while let Some(k) = args.next() {
         let v = args.next().unwrap_or_else(|| usage());
@@ -116,14 +118,48 @@ fn parse_args() -> Opts {
             "--hold" => o.hold = num(&v),
             "--timeout" => o.timeout = Duration::from_secs_f64(num(&v)),
             "--buf" => o.buf = num(&v).max(4096.0) as usize,
+            "--rst" => o.rst = v == "1" || v == "yes" || v == "true",
             _ => usage(),
         }
     }
     o
 }
 
+#[cfg(target_os = "linux")]
+extern "C" {
+    fn setsockopt(fd: i32, level: i32, name: i32, val: *const std::ffi::c_void, len: u32) -> i32;
+}
+
+/// Closes with SO_LINGER {on, 0}: an RST instead of a FIN, so neither end keeps
+/// the connection in TIME_WAIT. At tens of thousands of new connections a second,
+/// TIME_WAIT entries of the proxy's listening port soon cover every ephemeral port
+/// of the client, and each new SYN then lands on one of them.
+fn abortive_close(s: &TcpStream) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        #[repr(C)]
+        struct Linger {
+            onoff: i32,
+            secs: i32,
+        }
+        let l = Linger { onoff: 1, secs: 0 };
+        // SAFETY: a valid socket fd and a pointer to a live `struct linger` of the
+        // given size; SOL_SOCKET = 1 and SO_LINGER = 13 on Linux.
+        unsafe {
+            setsockopt(
+                s.as_raw_fd(),
+                1,
+                13,
+                &l as *const Linger as *const std::ffi::c_void,
+                std::mem::size_of::<Linger>() as u32,
+            );
+        }
+    }
+}
+
 fn other(msg: String) -> io::Error {
-    io::Error::new(io::ErrorKind::Other, msg)
+    io::Error::other(msg)
 }
 
 /// Reads until the buffer holds a full HTTP head; returns (head length, bytes read).
@@ -170,7 +206,9 @@ fn content_length(head: &[u8]) -> Option<u64> {
 
 /// A connection to `target`, through the proxy when `via` says so.
 fn open(o: &Opts, buf: &mut [u8]) -> io::Result<TcpStream> {
-    let target = o.target.ok_or_else(|| other("--target is required".into()))?;
+    let target = o
+        .target
+        .ok_or_else(|| other("--target is required".into()))?;
     let first = match o.via {
         Via::Direct => target,
         _ => o.proxy.ok_or_else(|| other("--proxy is required".into()))?,
@@ -319,14 +357,19 @@ fn run_loop(o: &Opts) -> i32 {
                         let t0 = Instant::now();
                         let r = open(&o, &mut buf).and_then(|mut s| {
                             let n = get(&o, &mut s, &mut buf);
-                            let _ = s.shutdown(Shutdown::Both);
+                            if o.rst {
+                                abortive_close(&s);
+                            } else {
+                                let _ = s.shutdown(Shutdown::Both);
+                            }
                             n
                         });
                         match r {
                             Ok(n) => {
                                 t.ops += 1;
                                 t.bytes += n;
-                                t.lat_us.push(t0.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                                t.lat_us
+                                    .push(t0.elapsed().as_micros().min(u32::MAX as u128) as u32);
                             }
                             Err(e) => {
                                 t.errors += 1;
@@ -371,7 +414,10 @@ fn run_loop(o: &Opts) -> i32 {
         all.bytes as f64 / 1e6 / elapsed,
         pct(&all.lat_us, 0.5),
         pct(&all.lat_us, 0.99),
-        all.first_error.as_deref().map(json_str).unwrap_or_else(|| "null".into()),
+        all.first_error
+            .as_deref()
+            .map(json_str)
+            .unwrap_or_else(|| "null".into()),
     );
     if all.ops == 0 {
         1
