@@ -4,7 +4,7 @@
 # tests/ that start the real g3proxy and drive it with curl and python.
 #
 #   scripts/test.sh                 # everything
-#   scripts/test.sh -p px-e2e       # extra args go to `cargo test`
+#   scripts/test.sh -p px-e2e       # extra args go to `cargo test` (and skip the TLCP steps)
 #
 # Idempotent: a second run installs nothing and only rebuilds what changed.
 set -euo pipefail
@@ -71,12 +71,41 @@ export PX_PYTHON="$VENV_PY"
 # ---- build and test --------------------------------------------------------
 # build-time packages (cmake for the vendored c-ares), shared with run-example.sh
 scripts/deps.sh build
+TONGSUO_BIN="$ROOT/target/tongsuo/g3proxy"
+if [ "$#" -eq 0 ]; then
+    # TLCP needs a g3proxy on Tongsuo, built from source by the vendored-tongsuo feature (about
+    # 2 minutes once, then cached). It is built in target/debug like the default one, with the
+    # same workspace-wide feature set, so only variant-ssl, px-tls, px-servers and the crates
+    # above them are compiled a second time; a fresh build is a no-op. Its binary is copied to
+    # target/tongsuo/ before the default build below puts the default g3proxy back in place.
+    log "cargo build --workspace --bins --features g3proxy/vendored-tongsuo"
+    cargo build --workspace --bins --features g3proxy/vendored-tongsuo
+    mkdir -p "$(dirname "$TONGSUO_BIN")"
+    cmp -s target/debug/g3proxy "$TONGSUO_BIN" || cp target/debug/g3proxy "$TONGSUO_BIN"
+    # the io-uring and ktls features (doc/data-path.md), kept aside the same way
+    log "cargo build --workspace --bins --features g3proxy/io-uring,g3proxy/ktls"
+    cargo build --workspace --bins --features g3proxy/io-uring,g3proxy/ktls
+    mkdir -p target/features
+    cmp -s target/debug/g3proxy target/features/g3proxy || cp target/debug/g3proxy target/features/
+fi
 log "cargo build --workspace --bins"
 cargo build --workspace --bins
-if [ "$#" -eq 0 ]; then
-    # TLCP needs Tongsuo, built from source by this feature (about 2 minutes, then cached)
-    log "cargo test -p px-tls --features vendored-tongsuo"
-    cargo test -p px-tls --features vendored-tongsuo
-fi
+status=0
 log "cargo test --workspace --no-fail-fast $*"
-exec cargo test --workspace --no-fail-fast "$@"
+cargo test --workspace --no-fail-fast "$@" || status=$?
+if [ "$#" -eq 0 ]; then
+    log "cargo test -p px-tls --features vendored-tongsuo"
+    cargo test -p px-tls --features vendored-tongsuo || status=$?
+    # tests/tests/tlcp.rs: TLCP through the Tongsuo daemon (compiled only with px-e2e's `tlcp`)
+    log "PX_G3PROXY_BIN=$TONGSUO_BIN cargo test -p px-e2e --features tlcp --test tlcp"
+    PX_G3PROXY_BIN="$TONGSUO_BIN" cargo test -p px-e2e --features tlcp --test tlcp || status=$?
+    # io_uring relays and the kTLS fallback (no kTLS on these kernels): unit tests, then the
+    # relay and TLS end-to-end tests against the g3proxy built with both features
+    log "cargo test -p px-io -p px-tls -p px-servers --features (io-uring, ktls)"
+    cargo test -p px-io -p px-tls -p px-servers \
+        --features px-io/io-uring,px-tls/ktls,px-servers/ktls || status=$?
+    log "PX_G3PROXY_BIN=target/features/g3proxy cargo test -p px-e2e (relay and TLS tests)"
+    PX_G3PROXY_BIN="$ROOT/target/features/g3proxy" cargo test -p px-e2e --test http_proxy \
+        --test socks_proxy --test tls_servers --test port_servers --test sni_proxy || status=$?
+fi
+exit "$status"

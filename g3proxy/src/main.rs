@@ -124,7 +124,7 @@ fn build_runtime(cfg: &RuntimeConfig) -> std::io::Result<tokio::runtime::Runtime
         builder.thread_stack_size(s);
     }
     if let Some(n) = cfg.max_io_events_per_tick {
-        builder.event_interval(n as u32);
+        builder.max_io_events_per_tick(n);
     }
     builder.build()
 }
@@ -228,8 +228,14 @@ fn main() -> ExitCode {
             cli.group,
             main_cfg.file.display()
         );
+        let workers = Arc::clone(&app.workers);
         px_daemon::lifecycle::run_until_quit(app).await?;
         drop(control);
+        // every task has ended (or the quit was forced): stop the worker runtimes
+        let _ = tokio::task::spawn_blocking(move || {
+            workers.shutdown(std::time::Duration::from_secs(2));
+        })
+        .await;
         Ok(())
     });
     // do not wait for blocked resolver threads at exit

@@ -23,6 +23,8 @@ pub use escaper::{
 };
 pub use handle::{Handle, Registry};
 pub use lookup::ModuleLookup;
+/// The stats objects modules count into (px-stats), re-exported for module crates.
+pub use px_stats as stats;
 pub use resolver::{AddrFamily, PickStrategy, QueryStrategy, ResolveStrategy, Resolver};
 pub use server::{AcceptedStream, ClientInfo, Server};
 pub use user_group::{

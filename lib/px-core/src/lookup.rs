@@ -21,4 +21,11 @@ pub trait ModuleLookup {
     fn auditor(&self, name: &str) -> Result<Arc<Handle<dyn Auditor>>, String>;
     /// A server by name (port servers hand streams to it).
     fn server(&self, name: &str) -> Result<Arc<Handle<dyn Server>>, String>;
+
+    /// The daemon's stats registry: a module takes its stats object from it by
+    /// name (the same object across reloads). `None` (`g3proxy -t`, tests):
+    /// the module counts into a detached object nobody emits.
+    fn stats(&self) -> Option<px_stats::StatsRegistry> {
+        None
+    }
 }

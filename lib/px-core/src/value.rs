@@ -20,8 +20,15 @@ pub struct ListenConfig {
     pub ipv6_only: bool,
     /// SO_MARK for the listening socket.
     pub netfilter_mark: Option<u32>,
-    /// How many listening sockets (SO_REUSEPORT) to open.
+    /// How many listening sockets (SO_REUSEPORT) to open, `scale` applied.
     pub instance: usize,
+    /// `follow_cpu_affinity`: pin per-worker listeners to their worker's CPU
+    /// (SO_INCOMING_CPU), or hand each accepted connection to the worker
+    /// pinned to the CPU it came in on.
+    pub follow_cpu_affinity: bool,
+    /// The server's `listen_in_worker`: one listener per worker runtime, each
+    /// accepting on its worker (when the daemon has workers).
+    pub in_worker: bool,
 }
 
 impl ListenConfig {
@@ -33,6 +40,8 @@ impl ListenConfig {
             ipv6_only: false,
             netfilter_mark: None,
             instance: 1,
+            follow_cpu_affinity: false,
+            in_worker: false,
         }
     }
 }

@@ -15,6 +15,8 @@ use tokio_util::task::TaskTracker;
 use crate::build::{BuiltSet, ExistingModules, Wiring, build_modules};
 use crate::config::{ControllerConfig, Kind, MainConfig, RuntimeConfig, load_main};
 use crate::listen::{Inherited, ListenerSet};
+use crate::stats::AppStats;
+use crate::worker::Workers;
 
 /// Why the daemon goes offline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +62,10 @@ pub struct App {
     pub tasks: TaskTracker,
     /// The listening sockets.
     pub listeners: ListenerSet,
+    /// The worker runtimes (`worker:`); empty without that section.
+    pub workers: Arc<Workers>,
+    /// The modules' stats and the StatsD emitter (`stat:`).
+    pub stats: AppStats,
     /// The type -> factory table.
     pub wiring: Arc<Wiring>,
     /// The document each running module was built from (`Node::fingerprint`).
@@ -85,6 +91,9 @@ impl ExistingModules for App {
     fn server(&self, name: &str) -> Option<Arc<Handle<dyn Server>>> {
         self.servers.get(name)
     }
+    fn stats(&self) -> Option<px_core::stats::StatsRegistry> {
+        Some(self.stats.registry.clone())
+    }
 }
 
 /// Loads and builds a whole config without running it (`g3proxy -t`).
@@ -104,7 +113,19 @@ impl App {
         main: &MainConfig,
         group: &str,
     ) -> Result<Arc<App>, Vec<ConfigError>> {
-        let built: BuiltSet = build_modules(&wiring, &main.modules, None)?;
+        let mut stats = AppStats::new();
+        let built: BuiltSet = build_modules(&wiring, &main.modules, Some(&stats.registry))?;
+        stats.start_emitter(main.stat.as_ref(), group, &main.file)?;
+        let workers = match &main.worker {
+            Some(cfg) => Workers::start(cfg).map_err(|e| {
+                vec![ConfigError::file(
+                    &main.file,
+                    format!("worker: cannot start the worker runtimes: {e}"),
+                )]
+            })?,
+            None => Workers::none(),
+        };
+        let workers = Arc::new(workers);
         let tasks = TaskTracker::new();
         let (state, _) = watch::channel(DaemonState::default());
         let app = App {
@@ -117,7 +138,9 @@ impl App {
             user_groups: Registry::default(),
             auditors: Registry::default(),
             servers: Registry::default(),
-            listeners: ListenerSet::new(tasks.clone()),
+            listeners: ListenerSet::new(tasks.clone(), Arc::clone(&workers)),
+            workers,
+            stats,
             tasks,
             wiring,
             fingerprints: Mutex::new(built.fingerprints.clone()),

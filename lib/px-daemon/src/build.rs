@@ -130,6 +130,10 @@ pub trait ExistingModules {
     fn auditor(&self, name: &str) -> Option<Arc<Handle<dyn Auditor>>>;
     /// A running server.
     fn server(&self, name: &str) -> Option<Arc<Handle<dyn Server>>>;
+    /// The daemon's stats registry, handed to the modules being built.
+    fn stats(&self) -> Option<px_core::stats::StatsRegistry> {
+        None
+    }
 }
 
 struct Session<'a> {
@@ -214,6 +218,10 @@ impl ModuleLookup for Session<'_> {
     );
     lookup_kind!(auditor, Kind::Auditor, auditors, dyn Auditor, "auditor");
     lookup_kind!(server, Kind::Server, servers, dyn Server, "server");
+
+    fn stats(&self) -> Option<px_core::stats::StatsRegistry> {
+        self.existing.and_then(|e| e.stats())
+    }
 }
 
 impl ExistingModules for BuiltSet {

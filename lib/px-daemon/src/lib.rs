@@ -2,7 +2,8 @@
 //! config loading ([`config`]), building and validating modules ([`build`]),
 //! the running set of modules ([`app`]), listeners ([`listen`]), logging
 //! ([`logger`]), reloads ([`reload`]), the control socket and listener
-//! hand-over ([`control`]) and the quit sequence ([`lifecycle`]).
+//! hand-over ([`control`]), the quit sequence ([`lifecycle`]) and the worker
+//! runtimes ([`worker`]).
 
 pub mod app;
 pub mod build;
@@ -12,3 +13,5 @@ pub mod lifecycle;
 pub mod listen;
 pub mod logger;
 pub mod reload;
+pub mod stats;
+pub mod worker;

@@ -14,12 +14,16 @@
 //! new module into its running [`px_core::Handle`]: dependents see it on their
 //! next task, tasks in flight finish on the `Arc` they hold. A server is
 //! re-bound only when its listen address changed; otherwise its accept loop
-//! goes on and takes the new server object for the next connection.
+//! goes on and takes the new server object for the next connection. When
+//! only `listen_in_worker`, `instance` or `follow_cpu_affinity` changed, the
+//! running sockets move to new accept loops (more are bound if needed; none
+//! is closed, so no waiting client is dropped).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use log::info;
+use px_core::value::ListenConfig;
 use px_core::{Auditor, Escaper, Handle, Resolver, Server, UserGroup};
 use px_yaml::ConfigError;
 use px_yaml::section::ModuleDoc;
@@ -27,7 +31,7 @@ use px_yaml::section::ModuleDoc;
 use crate::app::App;
 use crate::build::{BuiltSet, ExistingModules, build_modules, module_name};
 use crate::config::{Kind, load_kind, load_main};
-use crate::listen::{ListenerSet, Prepared};
+use crate::listen::{Prepared, same_shape};
 
 fn join_errors(errors: &[ConfigError]) -> String {
     errors
@@ -111,6 +115,10 @@ impl ExistingModules for Without<'_> {
     without!(user_group, Kind::UserGroup, dyn UserGroup);
     without!(auditor, Kind::Auditor, dyn Auditor);
     without!(server, Kind::Server, dyn Server);
+
+    fn stats(&self) -> Option<px_core::stats::StatsRegistry> {
+        ExistingModules::stats(self.app)
+    }
 }
 
 /// Reloads every module whose document changed (SIGHUP). Must run on the
@@ -191,16 +199,27 @@ enum ListenPlan {
 
 fn plan_listen(app: &App, name: &str, new: &Arc<dyn Server>) -> Result<ListenPlan, String> {
     let old = app.servers.get(name).map(|h| h.get());
-    let old_addr = old.as_ref().and_then(|s| s.listen().map(|l| l.address));
+    let old_listen = old.as_ref().and_then(|s| s.listen().cloned());
     let new_listen = new.listen();
-    if old.is_some() && old_addr == new_listen.map(|l| l.address) {
-        return Ok(ListenPlan::Keep);
-    }
-    match new_listen {
-        Some(cfg) => ListenerSet::prepare(cfg, None)
+    let fail = |cfg: &ListenConfig, e: std::io::Error| {
+        format!("server {name}: cannot listen on {}: {e}", cfg.address)
+    };
+    match (old.is_some(), old_listen.as_ref(), new_listen) {
+        (true, None, None) => Ok(ListenPlan::Keep),
+        (true, Some(o), Some(n)) if same_shape(o, n) => Ok(ListenPlan::Keep),
+        // same address, other sockets (listen_in_worker, instance): the
+        // sockets move to the new loops, none is closed with clients waiting
+        (true, Some(o), Some(n)) if o.address == n.address => app
+            .listeners
+            .prepare_reshape(n)
             .map(|p| ListenPlan::Rebind(Some(p)))
-            .map_err(|e| format!("server {name}: cannot listen on {}: {e}", cfg.address)),
-        None => Ok(ListenPlan::Rebind(None)),
+            .map_err(|e| fail(n, e)),
+        (_, _, Some(n)) => app
+            .listeners
+            .prepare(n, None)
+            .map(|p| ListenPlan::Rebind(Some(p)))
+            .map_err(|e| fail(n, e)),
+        (_, _, None) => Ok(ListenPlan::Rebind(None)),
     }
 }
 

@@ -22,11 +22,13 @@ mod limit;
 pub mod relay;
 pub mod splice;
 mod stream;
+#[cfg(all(feature = "io-uring", target_os = "linux"))]
+pub mod uring;
 
 pub use idle::{IdleTimeout, idle_guard};
 pub use stream::LimitedStream;
 
 pub use relay::{
-    DEFAULT_BUF_SIZE, RelayEnd, RelayOpts, RelayOutcome, RelayPath, Side, relay, relay_tcp,
-    relay_upstream, relay_with_pending, splice_eligible,
+    DEFAULT_BUF_SIZE, PathTotals, RelayEnd, RelayOpts, RelayOutcome, RelayPath, Side, path_totals,
+    relay, relay_tcp, relay_upstream, relay_with_pending, splice_eligible,
 };

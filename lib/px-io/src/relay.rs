@@ -1,7 +1,9 @@
 //! The bidirectional relay: client <-> upstream until both sides end, one
 //! fails, or the connection stays idle too long.
 //!
-//! - One buffer per direction, allocated once per relay (`buf_size`, default 16 KiB).
+//! - No buffer while a direction is idle: reads land on the stack and are
+//!   written straight out; a `buf_size` buffer (default 16 KiB) is taken only
+//!   on back-pressure or bulk data and freed when the source runs dry.
 //! - Half-close: EOF from one side shuts down the write half of the other;
 //!   the other direction keeps going until it ends too.
 //! - Idle timeout: no byte either way for `idle_timeout` ends the relay.
@@ -9,10 +11,13 @@
 //!   with [`SpeedLimit::stricter`]; `upload` limits client -> upstream and
 //!   `download` upstream -> client.
 //! - Bytes already read past a protocol head are passed in and sent first.
-//! - Plain TCP on both sides with no limit goes through [`crate::splice`]
-//!   when the kernel supports it, else this userspace loop.
+//! - Plain TCP on both sides with no limit goes through the io_uring ring
+//!   (feature `io-uring`, see `crate::uring`), else [`crate::splice`] when the
+//!   kernel supports it, else this userspace loop. [`path_totals`] counts the
+//!   relays each path carried in this process.
 
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -30,7 +35,7 @@ pub const DEFAULT_BUF_SIZE: usize = 16 * 1024;
 /// How a relay runs.
 #[derive(Debug, Clone)]
 pub struct RelayOpts {
-    /// Buffer size per direction (allocated once per relay).
+    /// Buffer size per direction (held only while data streams or waits).
     pub buf_size: usize,
     /// End the relay when no byte moved either way for this long.
     pub idle_timeout: Option<Duration>,
@@ -119,10 +124,45 @@ impl RelayEnd {
 /// Which data path carried the relay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RelayPath {
-    /// The userspace copy loop.
+    /// The userspace copy loop (for a TCP pair: most bytes moved in userspace).
     Userspace,
-    /// splice(2) through a kernel pipe.
+    /// splice(2) through a kernel pipe (for a TCP pair: most bytes spliced; each
+    /// direction starts in userspace and switches after 64 KiB in one go).
     Splice,
+    /// An io_uring ring thread (feature `io-uring`).
+    IoUring,
+}
+
+/// Relays ended per path in this process, since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PathTotals {
+    /// Relays on the userspace copy loop.
+    pub userspace: u64,
+    /// Relays on splice(2).
+    pub splice: u64,
+    /// Relays on io_uring.
+    pub io_uring: u64,
+}
+
+static PATH_TOTALS: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+
+/// Counts one relay ended on `path`.
+pub(crate) fn count_path(path: RelayPath) {
+    let i = match path {
+        RelayPath::Userspace => 0,
+        RelayPath::Splice => 1,
+        RelayPath::IoUring => 2,
+    };
+    PATH_TOTALS[i].fetch_add(1, Ordering::Relaxed);
+}
+
+/// How many relays each data path carried in this process so far.
+pub fn path_totals() -> PathTotals {
+    PathTotals {
+        userspace: PATH_TOTALS[0].load(Ordering::Relaxed),
+        splice: PATH_TOTALS[1].load(Ordering::Relaxed),
+        io_uring: PATH_TOTALS[2].load(Ordering::Relaxed),
+    }
 }
 
 /// The result of a relay: bytes each way, why it ended, and the path taken.
@@ -171,6 +211,7 @@ where
     };
     let end = drive(&mut duplex, opts.idle_timeout).await;
     let (up, down) = (duplex.up, duplex.down);
+    count_path(RelayPath::Userspace);
 
     RelayOutcome {
         up_bytes: up.bytes,
@@ -186,9 +227,26 @@ pub fn splice_eligible(opts: &RelayOpts) -> bool {
     opts.allow_splice && opts.effective_limit().is_unlimited() && crate::splice::available()
 }
 
-/// Relays between two plain TCP sockets: the zero-copy path when
-/// [`splice_eligible`], else the userspace loop. Pending bytes are sent first.
+/// Relays between two plain TCP sockets: the io_uring path when built with
+/// feature `io-uring` and eligible (`px_io::uring::eligible`), else the
+/// zero-copy path when [`splice_eligible`], else the userspace loop. Pending
+/// bytes are sent first.
 pub async fn relay_tcp(
+    client: &mut TcpStream,
+    upstream: &mut TcpStream,
+    to_upstream: &[u8],
+    to_client: &[u8],
+    opts: &RelayOpts,
+) -> RelayOutcome {
+    #[cfg(all(feature = "io-uring", target_os = "linux"))]
+    if crate::uring::eligible(opts) {
+        return crate::uring::relay(client, upstream, to_upstream, to_client, opts).await;
+    }
+    relay_tcp_no_uring(client, upstream, to_upstream, to_client, opts).await
+}
+
+/// [`relay_tcp`] without the io_uring path (its per-connection fallback).
+pub(crate) async fn relay_tcp_no_uring(
     client: &mut TcpStream,
     upstream: &mut TcpStream,
     to_upstream: &[u8],

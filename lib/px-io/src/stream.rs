@@ -186,11 +186,13 @@ mod tests {
         }
     }
 
+    /// Never faster than the limit allows (within 20%); slower only by what a
+    /// loaded 2-core test machine may add, since the limiter only delays.
     fn assert_rate(elapsed: Duration) {
         let expected = N as f64 / (1u64 << 20) as f64;
         let took = elapsed.as_secs_f64();
         assert!(
-            (took - expected).abs() <= expected * 0.2,
+            took >= expected * 0.8 && took <= expected * 2.0,
             "took {took:.3}s, expected {expected:.3}s"
         );
     }
@@ -213,7 +215,7 @@ mod tests {
         // the download direction (writes here) is unlimited
         let start = Instant::now();
         s.write_all(&got).await.unwrap();
-        assert!(start.elapsed() < Duration::from_millis(50));
+        assert!(start.elapsed() < Duration::from_millis(500));
         assert_eq!(activity.load(Ordering::Relaxed), 2 * N as u64);
     }
 

@@ -17,6 +17,41 @@ async fn pair() -> (TcpStream, TcpStream) {
     (c.unwrap(), a.unwrap().0)
 }
 
+/// The path an unlimited TCP pair takes in this build, on this kernel: io_uring
+/// (feature `io-uring`), else splice, else the userspace loop.
+fn zero_copy_path() -> RelayPath {
+    #[cfg(all(feature = "io-uring", target_os = "linux"))]
+    if px_io::uring::available() {
+        return RelayPath::IoUring;
+    }
+    if px_io::splice::available() {
+        RelayPath::Splice
+    } else {
+        RelayPath::Userspace
+    }
+}
+
+/// The path a short exchange on an unlimited TCP pair reports: the splice path
+/// copies in userspace until a direction moves 64 KiB in one go.
+fn short_exchange_path() -> RelayPath {
+    match zero_copy_path() {
+        RelayPath::Splice => RelayPath::Userspace,
+        p => p,
+    }
+}
+
+/// Pipes created and reused by the splice path on this thread so far.
+#[cfg(target_os = "linux")]
+fn pipes_taken() -> u64 {
+    let s = px_io::splice::thread_stats();
+    s.created + s.reused
+}
+
+#[cfg(not(target_os = "linux"))]
+fn pipes_taken() -> u64 {
+    0
+}
+
 fn pattern(seed: u8, len: usize) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u32).wrapping_mul(2654435761).rotate_left(seed as u32) as u8)
@@ -78,17 +113,12 @@ async fn sixteen_mib_both_ways_intact_userspace() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixteen_mib_both_ways_intact_splice() {
     let path = sixteen_mib_both_ways(RelayOpts::default()).await;
-    let expected = if px_io::splice::available() {
-        RelayPath::Splice
-    } else {
-        RelayPath::Userspace
-    };
-    assert_eq!(path, expected);
+    assert_eq!(path, zero_copy_path());
 }
 
 #[tokio::test]
 async fn splice_path_handles_pending_half_close_and_idle() {
-    if !px_io::splice::available() {
+    if zero_copy_path() == RelayPath::Userspace {
         return;
     }
     let (mut client_app, mut client_proxy) = pair().await;
@@ -97,6 +127,7 @@ async fn splice_path_handles_pending_half_close_and_idle() {
         idle_timeout: Some(Duration::from_millis(300)),
         ..Default::default()
     };
+    let taken = pipes_taken();
     let relay_task = tokio::spawn(async move {
         relay_tcp(
             &mut client_proxy,
@@ -118,9 +149,10 @@ async fn splice_path_handles_pending_half_close_and_idle() {
     assert_eq!(&back, b"HTTP/1.1 200");
     // the upstream keeps its side open and silent: the idle timeout ends it
     let out = relay_task.await.unwrap();
-    assert_eq!(out.path, RelayPath::Splice);
+    assert_eq!(out.path, short_exchange_path());
     assert!(matches!(out.end, RelayEnd::IdleTimeout), "{:?}", out.end);
     assert_eq!((out.up_bytes, out.down_bytes), (7, 12));
+    assert_eq!(pipes_taken(), taken, "a short exchange takes no pipe");
     // a speed limit takes the userspace path
     let limited = RelayOpts {
         upstream_limit: SpeedLimit {
@@ -288,8 +320,8 @@ async fn speed_limit_within_twenty_percent() {
 #[tokio::test]
 async fn relay_upstream_picks_the_path_and_reports_resets() {
     for limited in [false, true] {
-        let (_client_app, mut client_proxy) = pair().await;
-        let (upstream_proxy, upstream_app) = pair().await;
+        let (mut client_app, mut client_proxy) = pair().await;
+        let (upstream_proxy, mut upstream_app) = pair().await;
         let addr = upstream_proxy.local_addr().unwrap();
         let mut conn = UpstreamConn {
             local_addr: addr,
@@ -311,16 +343,142 @@ async fn relay_upstream_picks_the_path_and_reports_resets() {
             )
             .await
         });
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // 1 MiB down (not limited either way), enough for the splice path to take over
+        let body = pattern(5, 1 << 20);
+        let (sent, got) = tokio::join!(upstream_app.write_all(&body), async {
+            let mut got = vec![0u8; body.len()];
+            client_app.read_exact(&mut got).await.map(|_| got)
+        });
+        sent.unwrap();
+        assert!(got.unwrap() == body, "bytes differ");
         upstream_app.set_zero_linger().unwrap();
         drop(upstream_app);
         let out = relay_task.await.unwrap();
         assert_eq!(out.end.failed_side(), Some(Side::Upstream), "{:?}", out.end);
-        let expected = if limited || !px_io::splice::available() {
+        assert_eq!(out.down_bytes, body.len() as u64);
+        let expected = if limited {
             RelayPath::Userspace
         } else {
-            RelayPath::Splice
+            zero_copy_path()
         };
         assert_eq!(out.path, expected);
     }
+}
+
+/// Bulk data switches a direction to splice; the pipes go back to the pool when
+/// the tunnel goes idle (an idle tunnel holds none) and when it ends.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn splice_after_bulk_with_pending_half_close_and_idle() {
+    if zero_copy_path() != RelayPath::Splice {
+        return;
+    }
+    let (mut client_app, mut client_proxy) = pair().await;
+    let (mut upstream_proxy, mut upstream_app) = pair().await;
+    let opts = RelayOpts {
+        idle_timeout: Some(Duration::from_millis(400)),
+        ..Default::default()
+    };
+    let before = px_io::splice::thread_stats();
+    let relay_task = tokio::spawn(async move {
+        relay_tcp(
+            &mut client_proxy,
+            &mut upstream_proxy,
+            b"PUT ",
+            b"HTTP",
+            &opts,
+        )
+        .await
+    });
+    let up = pattern(11, 4 << 20);
+    let down = pattern(13, 2 << 20);
+    // client -> upstream: 4 MiB, then the client's half-close
+    let (sent, got) = tokio::join!(
+        async {
+            client_app.write_all(&up).await?;
+            client_app.shutdown().await
+        },
+        async {
+            let mut got = Vec::new();
+            upstream_app.read_to_end(&mut got).await.map(|_| got)
+        }
+    );
+    sent.unwrap();
+    let got = got.unwrap();
+    assert!(got.len() == up.len() + 4 && got[..4] == *b"PUT " && got[4..] == up[..]);
+    // upstream -> client after the half-close: 2 MiB
+    let (sent, back) = tokio::join!(upstream_app.write_all(&down), async {
+        let mut back = vec![0u8; down.len() + 4];
+        client_app.read_exact(&mut back).await.map(|_| back)
+    });
+    sent.unwrap();
+    let back = back.unwrap();
+    assert!(
+        back[..4] == *b"HTTP" && back[4..] == down[..],
+        "bytes differ"
+    );
+    // the tunnel is idle now (the upstream keeps its side open): no pipe held
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let idle = px_io::splice::thread_stats();
+    assert!(idle.created + idle.reused > before.created + before.reused);
+    assert_eq!(
+        idle.pooled - before.pooled,
+        (idle.created - before.created) as usize,
+        "every pipe made is back in the pool: {idle:?} vs {before:?}"
+    );
+    let out = relay_task.await.unwrap();
+    assert_eq!(out.path, RelayPath::Splice);
+    assert!(matches!(out.end, RelayEnd::IdleTimeout), "{:?}", out.end);
+    assert_eq!(
+        (out.up_bytes, out.down_bytes),
+        (up.len() as u64 + 4, down.len() as u64 + 4)
+    );
+}
+
+/// A relay that ends with bytes still in a pipe closes that pipe instead of
+/// pooling it.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_pipe_with_bytes_left_is_not_pooled() {
+    if zero_copy_path() != RelayPath::Splice {
+        return;
+    }
+    let (mut client_app, mut client_proxy) = pair().await;
+    let (mut upstream_proxy, mut upstream_app) = pair().await;
+    let before = px_io::splice::thread_stats();
+    let relay_task = tokio::spawn(async move {
+        relay_tcp(
+            &mut client_proxy,
+            &mut upstream_proxy,
+            b"",
+            b"",
+            &RelayOpts::default(),
+        )
+        .await
+    });
+    // the client reads 256 KiB of the download, then stops reading
+    let body = pattern(17, 16 << 20);
+    let writer = tokio::spawn(async move {
+        let _ = upstream_app.write_all(&body).await;
+        upstream_app
+    });
+    let mut first = vec![0u8; 256 << 10];
+    client_app.read_exact(&mut first).await.unwrap();
+    // let the relay fill the client's socket and block with bytes in its pipe
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let held = px_io::splice::thread_stats();
+    assert!(
+        held.created + held.reused > before.created + before.reused,
+        "the download went to splice"
+    );
+    client_app.set_zero_linger().unwrap();
+    drop(client_app);
+    let out = relay_task.await.unwrap();
+    assert_eq!(out.end.failed_side(), Some(Side::Client), "{:?}", out.end);
+    let after = px_io::splice::thread_stats();
+    assert_eq!(
+        after.pooled, held.pooled,
+        "the pipe with bytes in it was closed: {after:?}"
+    );
+    writer.abort();
 }

@@ -35,6 +35,7 @@ pub mod deny_all;
 pub mod fail_over;
 pub mod hickory;
 mod name;
+mod stats;
 
 use std::sync::Arc;
 

@@ -187,6 +187,8 @@ impl TlsClient {
             None => builder.with_no_client_auth(),
         };
         config.enable_sni = !disable_sni;
+        // kTLS takes the record keys out of rustls after the handshake
+        config.enable_secret_extraction = cfg!(feature = "ktls");
         config.max_fragment_size = max_fragment;
         config.alpn_protocols = alpn;
         config.resumption = if no_cache {
@@ -202,10 +204,11 @@ impl TlsClient {
 
     /// The defaults (`tls_client: {}`): system roots, TLS 1.2 and 1.3, session cache.
     pub fn defaults() -> Result<TlsClient, rustls::Error> {
-        let config = ClientConfig::builder_with_provider(provider())
+        let mut config = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()?
             .with_root_certificates(pem::system_roots())
             .with_no_client_auth();
+        config.enable_secret_extraction = cfg!(feature = "ktls");
         Ok(TlsClient {
             config: Arc::new(config),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
@@ -256,7 +259,9 @@ impl TlsClient {
             ))),
         );
         conn.stream = match stream {
-            UpstreamStream::Tcp(t) => UpstreamStream::Other(Box::new(self.connect(sn, t).await?)),
+            UpstreamStream::Tcp(t) => {
+                UpstreamStream::Other(Box::new(crate::ktls::connect(self, sn, t).await?))
+            }
             UpstreamStream::Other(s) => UpstreamStream::Other(Box::new(self.connect(sn, s).await?)),
         };
         Ok(conn)

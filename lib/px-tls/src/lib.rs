@@ -6,10 +6,12 @@
 //! - [`client::TlsClient`]: `ca_certificate` or the system roots, a client certificate for mTLS,
 //!   `no_session_cache`, `disable_sni`, protocol versions; [`client::server_name`] for the name
 //!   a server certificate is checked against (`upstream_tls_name` or the upstream host).
+//! - [`upstream::UpstreamTlsClient`]: the stream servers' `tls_client`: a `TlsClient`, or TLCP
+//!   (`protocol: tlcp`) on Tongsuo with the `vendored-tongsuo` feature.
 //! - [`pem`]: certificate, key and CA files, relative to the config file naming them.
 //! - [`version`]: TLS version values.
 //! - `native` (feature `openssl`): the OpenSSL `tls_server` of `native_tls_port`, and an async
-//!   OpenSSL stream in safe code; TLCP with the `vendored-tongsuo` feature.
+//!   OpenSSL stream in safe code; TLCP (server and client) with the `vendored-tongsuo` feature.
 //!
 //! ```yaml
 //! tls_server:
@@ -23,16 +25,19 @@
 //! ```
 
 pub mod client;
+pub mod ktls;
 #[cfg(feature = "openssl")]
 pub mod native;
 pub mod pem;
 pub mod server;
+pub mod upstream;
 pub mod version;
 
 use std::sync::Arc;
 
 pub use client::{TlsClient, server_name};
 pub use server::TlsServer;
+pub use upstream::UpstreamTlsClient;
 
 /// The crypto provider of every config: ring.
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {

@@ -185,6 +185,8 @@ impl TlsServer {
             builder.with_no_client_auth()
         };
         let mut config = builder.with_cert_resolver(Arc::new(SniResolver { keys }));
+        // kTLS takes the record keys out of rustls after the handshake
+        config.enable_secret_extraction = cfg!(feature = "ktls");
         if no_cache == Some(true) {
             config.session_storage = Arc::new(NoServerSessionStorage {});
         }

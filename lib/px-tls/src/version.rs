@@ -85,15 +85,21 @@ pub fn versions_between(
     Ok(out)
 }
 
+/// Why `protocol: tlcp` is refused by a rustls client.
+#[cfg(feature = "vendored-tongsuo")]
+const TLCP_HERE: &str =
+    "protocol `tlcp` is supported in the tls_client of tcp_stream and tls_stream only";
+#[cfg(not(feature = "vendored-tongsuo"))]
+const TLCP_HERE: &str = "protocol `tlcp` needs a g3proxy built with the `vendored-tongsuo` feature \
+     (TLCP on Tongsuo), which this build does not have";
+
 /// The versions of a `protocol` value (a client's fixed protocol).
 pub fn protocol_versions(
     v: &Val<'_>,
 ) -> Result<Vec<&'static SupportedProtocolVersion>, ConfigError> {
     let text = v.as_text()?;
-    if text.trim().eq_ignore_ascii_case("tlcp") {
-        return Err(v.err(
-            "protocol `tlcp` needs the OpenSSL (Tongsuo) TLS stack, which this build does not have",
-        ));
+    if text.trim().to_ascii_lowercase().starts_with("tlcp") {
+        return Err(v.err(TLCP_HERE));
     }
     match TlsVersion::parse(&text) {
         Some(TlsVersion::V1_2) => Ok(vec![&rustls::version::TLS12]),

@@ -316,7 +316,9 @@ pub fn upstream_addr(v: &Val<'_>, default_port: Option<u16>) -> Result<UpstreamA
 }
 
 /// A TCP listen config: a port, an address string, or a map with `address`,
-/// `backlog`, `ipv6_only`, `netfilter_mark`, `instance`.
+/// `backlog`, `ipv6_only`, `netfilter_mark`, `instance`, `scale` (instances
+/// per available CPU: `0.5`, `50%`, `1/2`; `instance` is then the least
+/// count) and `follow_cpu_affinity`.
 pub fn listen(v: &Val<'_>) -> Result<ListenConfig, ConfigError> {
     if !v.is_map() {
         return Ok(ListenConfig::new(sockaddr(v, None)?));
@@ -343,9 +345,45 @@ pub fn listen(v: &Val<'_>) -> Result<ListenConfig, ConfigError> {
         }
         cfg.instance = n;
     }
-    m.unimplemented(&["scale", "follow_cpu_affinity"])?;
+    if let Some(x) = m.get("scale") {
+        let scale = listen_scale(&x)?;
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // g3: `instance` is the least value when `scale` is set
+        let scaled = (cpus as f64 * scale).floor() as usize;
+        cfg.instance = cfg.instance.max(scaled.min(1024));
+    }
+    if let Some(x) = m.get("follow_cpu_affinity") {
+        cfg.follow_cpu_affinity = x.as_bool()?;
+    }
     m.finish()?;
     Ok(cfg)
+}
+
+/// `scale` of a listen config: a float, `n%` or `n/d`, at least 0.
+fn listen_scale(v: &Val<'_>) -> Result<f64, ConfigError> {
+    let bad = || v.err("scale is a number, `n%` or `n/d` (e.g. 0.5, 50%, 1/2)");
+    let f = match &v.node().value {
+        Value::Str(s) => {
+            let s = s.trim();
+            if let Some(p) = s.strip_suffix('%') {
+                p.trim().parse::<f64>().map_err(|_| bad())? / 100.0
+            } else if let Some((n, d)) = s.split_once('/') {
+                let n = n.trim().parse::<f64>().map_err(|_| bad())?;
+                let d = d.trim().parse::<f64>().map_err(|_| bad())?;
+                if d == 0.0 {
+                    return Err(bad());
+                }
+                n / d
+            } else {
+                s.parse::<f64>().map_err(|_| bad())?
+            }
+        }
+        _ => v.as_f64()?,
+    };
+    if !f.is_finite() || f < 0.0 {
+        return Err(bad());
+    }
+    Ok(f)
 }
 
 fn action_key(v: &Val<'_>, key: &str) -> Result<AclAction, ConfigError> {
@@ -608,6 +646,21 @@ mod tests {
             listen(&Val::root(&n, "listen")).unwrap().address.port(),
             8080
         );
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for (scale, want) in [("1", cpus), ("'100%'", cpus), ("'2/1'", 2 * cpus), ("0", 1)] {
+            let n = val(&format!(
+                "{{address: 80, scale: {scale}, follow_cpu_affinity: true}}"
+            ));
+            let l = listen(&Val::root(&n, "listen")).unwrap();
+            assert_eq!(l.instance, want, "{scale}");
+            assert!(l.follow_cpu_affinity);
+        }
+        let n = val("{address: 80, instance: 3, scale: 1/1000}");
+        assert_eq!(listen(&Val::root(&n, "listen")).unwrap().instance, 3);
+        for bad in ["x", "'1/0'", "-1", "'%'"] {
+            let n = val(&format!("{{address: 80, scale: {bad}}}"));
+            assert!(listen(&Val::root(&n, "listen")).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //!
 //! ```yaml
 //! runtime: {thread_number: 2}
+//! worker: {thread_number: 2, sched_affinity: true}
 //! log: stdout
 //! resolver: resolver.d/     # modules inline, in a file, or in a directory
 //! escaper: [...]
@@ -12,6 +13,8 @@
 mod controller;
 mod log_cfg;
 mod runtime;
+mod stat;
+mod worker;
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +24,8 @@ use px_yaml::{ConfigError, Node, Val, load_file};
 pub use controller::ControllerConfig;
 pub use log_cfg::{LogConfig, LogDriver};
 pub use runtime::RuntimeConfig;
+pub use stat::parse as parse_stat;
+pub use worker::{ReuseportBalancing, WorkerConfig, available_cpus};
 
 /// The module kinds, in build order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -90,6 +95,10 @@ pub struct MainConfig {
     pub log: LogConfig,
     /// `controller:`
     pub controller: ControllerConfig,
+    /// `worker:`: worker runtimes, when present.
+    pub worker: Option<WorkerConfig>,
+    /// `stat:`: the StatsD output, when present.
+    pub stat: Option<px_core::stats::StatsdConfig>,
     /// The module documents per kind, in file order.
     pub modules: Vec<(Kind, ModuleDoc)>,
 }
@@ -155,6 +164,22 @@ pub fn load_main(path: &Path) -> Result<MainConfig, Vec<ConfigError>> {
         }
         None => ControllerConfig::default(),
     };
+    let worker = match map.get("worker").map(|v| WorkerConfig::parse(&v)) {
+        Some(Ok(w)) => Some(w),
+        Some(Err(e)) => {
+            errors.push(e);
+            None
+        }
+        None => None,
+    };
+    let stat = match map.get("stat").map(|v| stat::parse(&v)) {
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            errors.push(e);
+            None
+        }
+        None => None,
+    };
     let mut modules = Vec::new();
     for kind in Kind::ALL {
         if let Some(v) = map.get(kind.section()) {
@@ -163,9 +188,6 @@ pub fn load_main(path: &Path) -> Result<MainConfig, Vec<ConfigError>> {
                 Err(e) => errors.push(e),
             }
         }
-    }
-    if let Err(e) = map.unimplemented(&["worker", "stat"]) {
-        errors.push(e);
     }
     if let Err(e) = map.finish() {
         errors.push(e);
@@ -176,6 +198,8 @@ pub fn load_main(path: &Path) -> Result<MainConfig, Vec<ConfigError>> {
             runtime,
             log,
             controller,
+            worker,
+            stat,
             modules,
         })
     } else {

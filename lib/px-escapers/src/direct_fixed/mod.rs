@@ -37,6 +37,7 @@ pub use config::DirectFixedConfig;
 pub struct DirectFixed {
     name: String,
     cfg: Arc<DirectFixedConfig>,
+    stats: Arc<px_core::stats::EscaperStats>,
 }
 
 /// Builds a `direct_fixed` escaper (the factory of `type: direct_fixed`).
@@ -46,7 +47,10 @@ pub fn build_direct_fixed(
     lookup: &dyn ModuleLookup,
 ) -> Result<Arc<dyn Escaper>, ConfigError> {
     let cfg = DirectFixedConfig::parse(map, lookup)?;
-    Ok(Arc::new(DirectFixed::new(name, cfg)))
+    Ok(Arc::new(DirectFixed {
+        stats: crate::common::stats::escaper_stats(lookup, name),
+        ..DirectFixed::new(name, cfg)
+    }))
 }
 
 /// A random element of a non-empty list as a bind choice.
@@ -67,6 +71,7 @@ impl DirectFixed {
         DirectFixed {
             name: name.to_string(),
             cfg: Arc::new(cfg),
+            stats: px_core::stats::EscaperStats::detached(name),
         }
     }
 
@@ -114,6 +119,7 @@ impl Escaper for DirectFixed {
 
     async fn connect_tcp(&self, req: &TcpConnectRequest) -> Result<UpstreamConn, ConnectError> {
         let cfg = &self.cfg;
+        self.stats.add_attempt();
         let resolver = cfg.resolver.get();
         let strategy = cfg.strategy_for(req.resolve_strategy);
         let bind = cfg.pick_bind();
@@ -125,7 +131,8 @@ impl Escaper for DirectFixed {
             &bind,
             &cfg.egress,
         )
-        .await?;
+        .await;
+        let stream = crate::common::stats::connected(&self.stats, stream)?;
         let local_addr = stream.local_addr().map_err(ConnectError::Io)?;
         let peer_addr = stream.peer_addr().map_err(ConnectError::Io)?;
         log::debug!(
@@ -144,6 +151,7 @@ impl Escaper for DirectFixed {
     }
 
     async fn open_udp(&self, req: &UdpRelayRequest) -> Result<Box<dyn UdpRelay>, ConnectError> {
+        self.stats.add_task();
         let strategy = self.cfg.strategy_for(req.resolve_strategy);
         Ok(Box::new(udp::DirectUdpRelay::new(
             Arc::clone(&self.cfg),

@@ -47,6 +47,7 @@ pub struct DirectFloat {
     cache_ipv6: Option<std::path::PathBuf>,
     v4: RwLock<Vec<BindEntry>>,
     v6: RwLock<Vec<BindEntry>>,
+    stats: Arc<px_core::stats::EscaperStats>,
 }
 
 /// Builds a `direct_float` escaper (the factory of `type: direct_float`);
@@ -78,6 +79,7 @@ pub fn build_direct_float(
         cache_ipv6: cfg.cache_ipv6,
         v4: RwLock::new(v4),
         v6: RwLock::new(v6),
+        stats: crate::common::stats::escaper_stats(lookup, name),
     }))
 }
 
@@ -150,6 +152,7 @@ impl Escaper for DirectFloat {
 
     async fn connect_tcp(&self, req: &TcpConnectRequest) -> Result<UpstreamConn, ConnectError> {
         let cfg = &self.direct;
+        self.stats.add_attempt();
         let bind = self.pick_bind()?;
         let strategy = self.strategy(req.resolve_strategy, &bind);
         let resolver = cfg.resolver.get();
@@ -161,7 +164,8 @@ impl Escaper for DirectFloat {
             &bind,
             &cfg.egress,
         )
-        .await?;
+        .await;
+        let stream = crate::common::stats::connected(&self.stats, stream)?;
         let local_addr = stream.local_addr().map_err(ConnectError::Io)?;
         let peer_addr = stream.peer_addr().map_err(ConnectError::Io)?;
         log::debug!(
@@ -180,6 +184,7 @@ impl Escaper for DirectFloat {
     }
 
     async fn open_udp(&self, req: &UdpRelayRequest) -> Result<Box<dyn UdpRelay>, ConnectError> {
+        self.stats.add_task();
         let bind = self.pick_bind()?;
         let strategy = self.strategy(req.resolve_strategy, &bind);
         Ok(Box::new(DirectUdpRelay::new(

@@ -1,26 +1,38 @@
-//! The zero-copy relay path between two plain TCP sockets: splice(2) from a
-//! socket into a kernel pipe and from the pipe into the other socket, one pipe
-//! per direction, driven by tokio's readiness. No userspace buffer is
-//! allocated, so an idle spliced tunnel costs two pipes and no heap memory.
+//! The relay between two plain TCP sockets, with splice(2) for bulk data.
+//!
+//! Each direction starts with the userspace copy (no buffer while idle, see
+//! `crate::copy`) and switches to splice(2), socket -> kernel pipe -> socket,
+//! once it has read 64 KiB in one go: short exchanges (a request and its
+//! answer, an idle tunnel) never touch a pipe, bulk transfers skip the copies
+//! through userspace. A spliced direction takes its pipe from a bounded
+//! per-thread pool when its source becomes readable and gives it back as soon
+//! as it has nothing to read and the pipe is empty, so an idle tunnel holds two
+//! sockets and no pipe; a pipe with bytes left in it when a relay ends is
+//! closed. When no pipe can be had (fd exhaustion), the direction goes on in
+//! userspace. The outcome's path is the one that moved most of the bytes.
 //!
 //! Chosen per connection by [`crate::relay_tcp`] when [`available`] (Linux,
 //! a pipe can be made, `PX_IO_NO_SPLICE` is not set) and nothing needs to see
-//! or pace the bytes; if pipes cannot be created for a connection (fd
-//! exhaustion), that connection falls back to the userspace loop. Half-close,
-//! idle timeout, pending bytes and the outcome work as in the userspace loop.
-
-use std::pin::Pin;
-use std::task::{Context, Poll};
+//! or pace the bytes. Half-close, idle timeout, pending bytes and the outcome
+//! work as in the userspace loop.
 
 use tokio::net::TcpStream;
 
-use crate::relay::{RelayOpts, RelayOutcome, relay_with_pending};
+#[cfg(not(target_os = "linux"))]
+use crate::relay::relay_with_pending;
+use crate::relay::{RelayOpts, RelayOutcome};
 
 #[cfg(target_os = "linux")]
 mod sys;
 
 #[cfg(target_os = "linux")]
 mod linux;
+
+#[cfg(target_os = "linux")]
+mod pool;
+
+#[cfg(target_os = "linux")]
+pub use pool::{PipeStats, thread_stats};
 
 /// True when this build and kernel can splice between sockets (probed once;
 /// setting the environment variable `PX_IO_NO_SPLICE` turns it off).
@@ -36,8 +48,7 @@ pub fn available() -> bool {
     }
 }
 
-/// Relays two TCP sockets through kernel pipes, or through the userspace
-/// loop when pipes cannot be made for this connection.
+/// Relays two TCP sockets: userspace first, splice for bulk data per direction.
 pub(crate) async fn relay(
     client: &mut TcpStream,
     upstream: &mut TcpStream,
@@ -47,37 +58,10 @@ pub(crate) async fn relay(
 ) -> RelayOutcome {
     #[cfg(target_os = "linux")]
     {
-        match linux::Pipes::new() {
-            Ok(pipes) => {
-                return linux::relay(pipes, client, upstream, to_upstream, to_client, opts).await;
-            }
-            Err(e) => log::debug!("splice unavailable for this connection: {e}"),
-        }
+        linux::relay(client, upstream, to_upstream, to_client, opts).await
     }
-    relay_with_pending(client, upstream, to_upstream, to_client, opts).await
-}
-
-/// Writes a pending slice to a socket; Ready(Ok) once all of it is written.
-fn poll_write_pending(
-    cx: &mut Context<'_>,
-    dst: &mut TcpStream,
-    pending: &[u8],
-    pos: &mut usize,
-    bytes: &mut u64,
-) -> Poll<std::io::Result<()>> {
-    use tokio::io::AsyncWrite;
-    while *pos < pending.len() {
-        match Pin::new(&mut *dst).poll_write(cx, &pending[*pos..]) {
-            Poll::Ready(Ok(0)) => {
-                return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
-            }
-            Poll::Ready(Ok(n)) => {
-                *pos += n;
-                *bytes += n as u64;
-            }
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            Poll::Pending => return Poll::Pending,
-        }
+    #[cfg(not(target_os = "linux"))]
+    {
+        relay_with_pending(client, upstream, to_upstream, to_client, opts).await
     }
-    Poll::Ready(Ok(()))
 }

@@ -1,5 +1,6 @@
-//! The two syscalls of the zero-copy path, pipe2(2) and splice(2), wrapped
-//! safely. This is the only module of px-io with `unsafe` code.
+//! The syscalls of the zero-copy path, pipe2(2), splice(2) and
+//! fcntl(F_SETPIPE_SZ), wrapped safely. This is the only module of px-io with
+//! `unsafe` code.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -37,4 +38,16 @@ pub(crate) fn splice(from: RawFd, to: &impl AsRawFd, len: usize) -> io::Result<u
         return Err(io::Error::last_os_error());
     }
     Ok(n as usize)
+}
+
+/// Sets the capacity of the pipe behind `fd` (fcntl F_SETPIPE_SZ); returns the
+/// capacity the kernel gave (a power of two pages, at least `size`).
+pub(crate) fn set_pipe_size(fd: &impl AsRawFd, size: usize) -> io::Result<usize> {
+    let size = libc::c_int::try_from(size).map_err(|_| io::ErrorKind::InvalidInput)?;
+    // SAFETY: fcntl on a plain fd with an integer argument; no memory is passed.
+    let rc = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, size) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(rc as usize)
 }

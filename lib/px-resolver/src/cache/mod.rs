@@ -111,6 +111,7 @@ struct Shared {
     slots: Mutex<HashMap<Key, Slot>>,
     handle: tokio::runtime::Handle,
     in_flight: Arc<InFlight>,
+    stats: Arc<px_core::stats::ResolverStats>,
 }
 
 /// A resolver module made of a driver behind the cache.
@@ -123,11 +124,28 @@ pub(crate) struct CachedResolver {
 
 impl CachedResolver {
     /// Starts the resolver thread, builds the driver inside its runtime, and
-    /// returns the module.
+    /// returns the module (counting into a detached stats object).
+    #[cfg(test)]
     pub(crate) fn start<D, F>(
         name: &str,
         kind: &'static str,
         config: CacheConfig,
+        make_driver: F,
+    ) -> Result<Self, String>
+    where
+        D: Driver,
+        F: FnOnce() -> Result<D, String>,
+    {
+        let stats = px_core::stats::ResolverStats::detached(name);
+        Self::start_counted(name, kind, config, stats, make_driver)
+    }
+
+    /// As `start`, counting queries into `stats` (see `crate::stats`).
+    pub(crate) fn start_counted<D, F>(
+        name: &str,
+        kind: &'static str,
+        config: CacheConfig,
+        stats: Arc<px_core::stats::ResolverStats>,
         make_driver: F,
     ) -> Result<Self, String>
     where
@@ -146,6 +164,7 @@ impl CachedResolver {
             slots: Mutex::new(HashMap::new()),
             handle: thread.handle().clone(),
             in_flight: Arc::clone(thread.in_flight()),
+            stats,
         });
         let weak = Arc::downgrade(&shared);
         thread.handle().spawn(async move {
@@ -186,6 +205,7 @@ impl Shared {
                     if now >= entry.expire && slot.pending.is_none() {
                         slot.pending = Some(self.spawn_query(key.0, family));
                     }
+                    self.stats.add_query(crate::stats::rr_type(family), true);
                     return outcome;
                 }
                 slot.ready = None;
@@ -199,6 +219,7 @@ impl Shared {
                 }
             }
         };
+        self.stats.add_query(crate::stats::rr_type(family), false);
         match rx.wait_for(Option::is_some).await {
             Ok(v) => match &*v {
                 Some(outcome) => outcome.clone(),
@@ -223,6 +244,10 @@ impl Shared {
             let result = tokio::time::timeout(shared.config.protective_query_timeout, query)
                 .await
                 .unwrap_or_else(|_| Err(ResolveError::Timeout.into()));
+            let rr = crate::stats::rr_type(family);
+            shared
+                .stats
+                .add_driver_query(rr, crate::stats::driver_result(&result));
             let outcome = shared.store(domain, family, result);
             let _ = tx.send(Some(outcome));
         });
@@ -279,6 +304,7 @@ impl Shared {
                 }
             }
         }
+        self.stats.set_cache(slots.len(), self.config.capacity);
         outcome
     }
 

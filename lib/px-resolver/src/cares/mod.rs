@@ -40,14 +40,17 @@ pub(crate) use config::CaresConfig;
 pub fn build(
     name: &str,
     mut map: MapReader<'_>,
-    _lookup: &dyn ModuleLookup,
+    lookup: &dyn ModuleLookup,
 ) -> Result<Arc<dyn Resolver>, ConfigError> {
     let config = CaresConfig::read(&mut map)?;
     let at = map.val().clone();
     map.finish()?;
     let cache = config.cache.clone();
-    let resolver = CachedResolver::start(name, "c-ares", cache, move || CaresDriver::new(&config))
-        .map_err(|e| at.err(e))?;
+    let stats = crate::stats::resolver_stats(lookup, name);
+    let resolver = CachedResolver::start_counted(name, "c-ares", cache, stats, move || {
+        CaresDriver::new(&config)
+    })
+    .map_err(|e| at.err(e))?;
     Ok(Arc::new(resolver))
 }
 

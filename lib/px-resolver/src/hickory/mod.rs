@@ -59,15 +59,17 @@ type Hickory = hickory_resolver::Resolver<Provider>;
 pub fn build(
     name: &str,
     mut map: MapReader<'_>,
-    _lookup: &dyn ModuleLookup,
+    lookup: &dyn ModuleLookup,
 ) -> Result<Arc<dyn Resolver>, ConfigError> {
     let config = HickoryConfig::read(&mut map)?;
     let at = map.val().clone();
     map.finish()?;
     let cache = config.cache.clone();
-    let resolver =
-        CachedResolver::start(name, "hickory", cache, move || HickoryDriver::new(&config))
-            .map_err(|e| at.err(e))?;
+    let stats = crate::stats::resolver_stats(lookup, name);
+    let resolver = CachedResolver::start_counted(name, "hickory", cache, stats, move || {
+        HickoryDriver::new(&config)
+    })
+    .map_err(|e| at.err(e))?;
     Ok(Arc::new(resolver))
 }
 

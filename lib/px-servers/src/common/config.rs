@@ -1,9 +1,10 @@
-//! Keys shared by the proxy server types: `listen`, `escaper`,
+//! Keys shared by the proxy server types: `listen`, `listen_in_worker`, `escaper`,
 //! `ingress_network_filter`, `dst_host_filter_set`, `dst_port_filter`,
 //! `tcp_sock_speed_limit`.
 //!
 //! ```yaml
 //! listen: 127.0.0.1:8080
+//! listen_in_worker: true   # one listener per `worker:` runtime
 //! escaper: default
 //! ingress_network_filter: {default: forbid, allow: 10.0.0.0/8}
 //! dst_port_filter: [80, 443]
@@ -36,6 +37,8 @@ pub struct CommonServerConfig {
     pub tcp_sock_speed_limit: SpeedLimit,
     /// The user group that authenticates clients (`user_group`); `None` means no authentication.
     pub user_group: Option<Arc<Handle<dyn px_core::UserGroup>>>,
+    /// The server's counters (the same object across reloads, see `common/stats.rs`).
+    pub stats: Arc<px_core::stats::ServerStats>,
 }
 
 impl CommonServerConfig {
@@ -45,7 +48,7 @@ impl CommonServerConfig {
         map: &mut MapReader<'_>,
         lookup: &dyn ModuleLookup,
     ) -> Result<Self, ConfigError> {
-        let listen = map.get("listen").map(|v| values::listen(&v)).transpose()?;
+        let mut listen = map.get("listen").map(|v| values::listen(&v)).transpose()?;
         let esc = map.required("escaper")?;
         let escaper = lookup.escaper(esc.as_str()?).map_err(|e| esc.err(e))?;
         let ingress_filter = match map.get("ingress_network_filter") {
@@ -75,7 +78,10 @@ impl CommonServerConfig {
             .transpose()?
             .unwrap_or_default();
         let user_group = super::user::parse_user_group(map, lookup)?;
-        super::port::listen_in_worker(map)?;
+        let in_worker = super::port::listen_in_worker(map)?;
+        if let Some(l) = listen.as_mut() {
+            l.in_worker = in_worker;
+        }
         Ok(CommonServerConfig {
             name: name.to_string(),
             listen,
@@ -85,6 +91,7 @@ impl CommonServerConfig {
             dst_port_filter,
             tcp_sock_speed_limit,
             user_group,
+            stats: super::stats::server_stats(lookup, name),
         })
     }
 

@@ -8,6 +8,7 @@ pub mod pick;
 pub mod port;
 pub mod proxy_protocol;
 pub mod rewind;
+pub mod stats;
 pub mod stream_keys;
 pub mod user;
 

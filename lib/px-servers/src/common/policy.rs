@@ -27,11 +27,13 @@ pub fn check_target(cfg: &CommonServerConfig, target: &UpstreamAddr) -> Result<(
     if let Some(ports) = &cfg.dst_port_filter
         && !ports.check(target.port).permits()
     {
+        cfg.stats.add_dest_denied();
         return Err(Denied::Port(target.port));
     }
     if let Some(hosts) = &cfg.dst_host_filter
         && !hosts.check(&target.host).permits()
     {
+        cfg.stats.add_dest_denied();
         return Err(Denied::Host(target.host.to_string()));
     }
     Ok(())

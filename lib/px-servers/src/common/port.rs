@@ -2,8 +2,8 @@
 //! listen socket, the ingress filter on the socket's peer address, the PROXY protocol in front
 //! of the stream, and handing the stream on to a next server by name.
 //!
-//! Keys read here: `listen` (required), `listen_in_worker` (only `false`; this proxy has no worker
-//! runtimes yet, so every listener runs on the main runtime), `ingress_network_filter` (always
+//! Keys read here: `listen` (required), `listen_in_worker` (one listener per worker runtime when
+//! the daemon has a `worker:` section), `ingress_network_filter` (always
 //! the real socket address, also with the PROXY protocol), `proxy_protocol` (`v1` | `v2`),
 //! `proxy_protocol_read_timeout` (default 5s).
 
@@ -30,18 +30,15 @@ pub fn ingress_filter(v: &Val<'_>) -> Result<NetworkAcl, ConfigError> {
     Ok(acl)
 }
 
-/// Takes `listen_in_worker`: `false` is what this proxy does; `true` needs
-/// worker runtimes, which do not exist yet, so it is an error saying so.
-pub fn listen_in_worker(map: &mut MapReader<'_>) -> Result<(), ConfigError> {
-    if let Some(v) = map.get("listen_in_worker")
-        && v.as_bool()?
-    {
-        return Err(v.err(
-            "`listen_in_worker: true` is known to g3proxy but not implemented yet by this proxy \
-             (there are no worker runtimes yet)",
-        ));
+/// Takes `listen_in_worker` (default `false`): with a `worker:` section the
+/// daemon opens one listener per worker runtime and accepts on each worker;
+/// without one, the listener runs on the main runtime as `listen` says (as
+/// g3proxy does).
+pub fn listen_in_worker(map: &mut MapReader<'_>) -> Result<bool, ConfigError> {
+    match map.get("listen_in_worker") {
+        Some(v) => v.as_bool(),
+        None => Ok(false),
     }
-    Ok(())
 }
 
 /// A next server named by a key (`server`, `http_server`, `socks_server`).
@@ -73,8 +70,8 @@ impl PortIngress {
     /// Takes `listen`, `listen_in_worker`, `ingress_network_filter` (alias
     /// `ingress_net_filter`), `proxy_protocol` and `proxy_protocol_read_timeout`.
     pub fn parse(name: &str, map: &mut MapReader<'_>) -> Result<PortIngress, ConfigError> {
-        let listen = values::listen(&map.required("listen")?)?;
-        listen_in_worker(map)?;
+        let mut listen = values::listen(&map.required("listen")?)?;
+        listen.in_worker = listen_in_worker(map)?;
         let filter = map
             .get_any(&["ingress_network_filter", "ingress_net_filter"])
             .map(|v| ingress_filter(&v))

@@ -91,6 +91,7 @@ pub(crate) async fn authenticate<S: ClientStream>(
     let ctx = match result {
         AuthResult::Ok(ctx) => ctx,
         AuthResult::Challenge(why) => {
+            cfg.common.stats.add_auth_failed();
             challenge(cfg, conn, &why.to_string()).await;
             return Err(());
         }

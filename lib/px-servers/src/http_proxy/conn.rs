@@ -16,10 +16,11 @@ use px_io::Side;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite};
 
 use super::config::HttpProxyConfig;
-use super::io::{Io, buffered};
+use super::io::{Io, buffered, take_counts};
 use super::reply::{fail_and_close, linger_close};
 use super::upstream::Upstream;
 use super::{auth, connect, forward};
+use crate::common::stats::{fold_tcp, start_task};
 
 /// Most header fields accepted in one request or response head.
 pub(crate) const MAX_HEADERS: usize = 512;
@@ -115,10 +116,18 @@ pub(crate) async fn serve<S: ClientStream>(cfg: Arc<HttpProxyConfig>, stream: S,
         let Ok(user) = auth::authenticate(&cfg, &mut conn, &head, &mut counted_user).await else {
             return;
         };
+        let user_ctx = user.as_ref().map(|u| &u.ctx);
+        let _task = start_task(&cfg.common.stats, user_ctx, served == 1);
         if head.method == Method::Connect {
+            // the head's bytes now, the tunnel's when it ends
+            let (read, written) = take_counts(&mut conn.io);
+            fold_tcp(&cfg.common.stats, user_ctx, read, written);
             return connect::tunnel(&cfg, conn, head, user).await;
         }
-        if !forward::forward(&cfg, &mut conn, head, user.as_ref()).await {
+        let keep = forward::forward(&cfg, &mut conn, head, user.as_ref()).await;
+        let (read, written) = take_counts(&mut conn.io);
+        fold_tcp(&cfg.common.stats, user_ctx, read, written);
+        if !keep {
             return;
         }
     }

@@ -17,6 +17,7 @@ use super::io::into_stream;
 use super::reply::status_for_connect_error;
 use super::upstream::{connect_raw, upstream_addr};
 use crate::common::check_target;
+use crate::common::stats::fold_relay;
 use crate::common::user::{TaskUser, client_limit, task_target};
 
 /// The reply that opens a tunnel.
@@ -68,6 +69,7 @@ pub(crate) async fn tunnel<S: ClientStream>(
         ..Default::default()
     };
     let outcome = px_io::relay_upstream(&mut client, &mut upstream, &pending, b"", &opts).await;
+    fold_relay(&cfg.common.stats, user_ctx, &outcome);
     log::debug!(
         "http_proxy: tunnel {} (user {}) -> {target}: up {} down {}, {}",
         conn.info.peer_addr,

@@ -9,6 +9,9 @@
 //!
 //! CONNECT tunnels unwrap the stream again ([`into_stream`]) and let px-io's relay apply the
 //! limits.
+//!
+//! Between the buffers and the limited stream, a [`ByteCount`] counts the connection's bytes in
+//! plain fields; [`take_counts`] hands them to the server's stats once per request.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -17,8 +20,10 @@ use px_core::value::SpeedLimit;
 use px_io::{LimitedStream, Side};
 use tokio::io::{AsyncRead, AsyncWrite, BufReader, BufWriter};
 
+use crate::common::stats::ByteCount;
+
 /// A limited stream, buffered both ways.
-pub(crate) type Io<S> = BufReader<BufWriter<LimitedStream<S>>>;
+pub(crate) type Io<S> = BufReader<BufWriter<ByteCount<LimitedStream<S>>>>;
 
 /// Wraps the stream on `side` with that side's `limit`, counting into `activity`, and buffers it
 /// with `cap` bytes each way.
@@ -30,10 +35,15 @@ pub(crate) fn buffered<S: AsyncRead + AsyncWrite + Unpin>(
     cap: usize,
 ) -> Io<S> {
     let limited = LimitedStream::new(stream, side, limit, Arc::clone(activity));
-    BufReader::with_capacity(cap, BufWriter::with_capacity(cap, limited))
+    BufReader::with_capacity(cap, BufWriter::with_capacity(cap, ByteCount::new(limited)))
 }
 
 /// The raw stream, dropping the buffers: take the read buffer's bytes and flush first.
 pub(crate) fn into_stream<S: AsyncRead + AsyncWrite + Unpin>(io: Io<S>) -> S {
-    io.into_inner().into_inner().into_inner()
+    io.into_inner().into_inner().into_inner().into_inner()
+}
+
+/// The bytes (read, written) on the stream since the last call.
+pub(crate) fn take_counts<S: AsyncRead + AsyncWrite + Unpin>(io: &mut Io<S>) -> (u64, u64) {
+    io.get_mut().get_mut().take_counts()
 }

@@ -43,6 +43,7 @@ pub(crate) fn parse(map: &mut MapReader<'_>) -> Result<HttpTls, ConfigError> {
 
 /// Serves a client connection, first terminating TLS when `tls_server` is set.
 pub(crate) async fn serve<S: ClientStream>(cfg: Arc<HttpProxyConfig>, stream: S, info: ClientInfo) {
+    cfg.common.stats.add_connection();
     let Some(tls) = &cfg.tls.server else {
         return conn::serve(cfg, stream, info).await;
     };

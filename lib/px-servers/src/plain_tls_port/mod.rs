@@ -56,14 +56,22 @@ pub fn build(
 }
 
 impl PlainTlsPort {
-    async fn serve<S>(&self, mut stream: S, client: ClientInfo)
-    where
+    /// Serves a client after `handshake` (rustls, or on our own socket px-tls's
+    /// kTLS hand-over, which keeps rustls where the kernel cannot take over).
+    async fn serve<S, T, F>(
+        &self,
+        mut stream: S,
+        client: ClientInfo,
+        handshake: impl FnOnce(S) -> F,
+    ) where
         S: AsyncStream + 'static,
+        F: Future<Output = std::io::Result<T>>,
+        T: AsyncStream + 'static,
     {
         let Some(info) = self.ingress.admit(&mut stream, client).await else {
             return;
         };
-        match self.tls.accept(stream).await {
+        match handshake(stream).await {
             Ok(tls) => {
                 let next = self.next.get();
                 next.serve_accepted(AcceptedStream::Other(Box::new(tls)), info)
@@ -94,13 +102,15 @@ impl Server for PlainTlsPort {
 
     async fn serve_tcp(&self, stream: TcpStream, client: ClientInfo) {
         let _ = stream.set_nodelay(true);
-        self.serve(stream, client).await;
+        let tls = &self.tls;
+        self.serve(stream, client, |s| px_tls::ktls::accept(tls, s))
+            .await;
     }
 
     async fn serve_accepted(&self, stream: AcceptedStream, client: ClientInfo) {
         match stream {
             AcceptedStream::Tcp(s) => self.serve_tcp(s, client).await,
-            AcceptedStream::Other(s) => self.serve(s, client).await,
+            AcceptedStream::Other(s) => self.serve(s, client, |s| self.tls.accept(s)).await,
         }
     }
 }

@@ -10,7 +10,6 @@ use px_yaml::{ConfigError, MapReader, values};
 
 use super::hosts::AllowedHosts;
 use crate::common::CommonServerConfig;
-use crate::common::port::listen_in_worker;
 use crate::common::stream_keys::StreamKeys;
 
 /// g3proxy's sni_proxy keys not implemented yet.
@@ -54,7 +53,6 @@ impl SniProxyConfig {
         mut map: MapReader<'_>,
         lookup: &dyn ModuleLookup,
     ) -> Result<SniProxyConfig, ConfigError> {
-        listen_in_worker(&mut map)?;
         let common = CommonServerConfig::parse(name, &mut map, lookup)?;
         let keys = StreamKeys::parse(&mut map)?;
         let mut max_client_hello = 1 << 16;

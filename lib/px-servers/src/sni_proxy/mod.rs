@@ -185,6 +185,7 @@ impl SniProxyServer {
 
     async fn serve<S: AsyncStream + 'static>(&self, mut stream: S, client: ClientInfo) {
         let cfg = &self.cfg;
+        cfg.common.stats.add_connection();
         if !cfg.common.ingress_allowed(client.peer_addr.ip()) {
             log::debug!(
                 "{TYPE} {}: client {} refused by ingress_network_filter",
@@ -196,6 +197,7 @@ impl SniProxyServer {
         let Some((buf, sniffed)) = self.read_request(&mut stream, &client).await else {
             return;
         };
+        let _task = cfg.common.stats.task();
         let target = match self.target(&sniffed, &client) {
             Ok(t) => t,
             Err(r) => return refuse(stream, r).await,
@@ -237,6 +239,7 @@ impl SniProxyServer {
             ..Default::default()
         };
         let outcome = px_io::relay_upstream(&mut stream, &mut conn, &buf, b"", &opts).await;
+        crate::common::stats::fold_relay(&cfg.common.stats, None, &outcome);
         log::debug!(
             "{TYPE} {}: {} -> {target} ({}) ended: {}, up {} down {}",
             cfg.common.name,

@@ -48,6 +48,7 @@ use px_yaml::{ConfigError, MapReader};
 use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use tokio::net::TcpStream;
 
+use crate::common::stats;
 use config::SocksProxyConfig;
 use negotiate::{Request, negotiate};
 
@@ -79,6 +80,7 @@ impl SocksProxyServer {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let cfg = &self.config;
+        cfg.common.stats.add_connection();
         if !cfg.common.ingress_allowed(client.peer_addr.ip()) {
             log::debug!(
                 "socks {}: client {} refused by ingress filter",
@@ -118,6 +120,7 @@ impl SocksProxyServer {
         let Ok(user) = auth::admit(&mut stream, &request, user, timeout).await else {
             return;
         };
+        let _task = stats::start_task(&cfg.common.stats, user.as_ref().map(|u| &u.ctx), true);
         match request {
             Request::V4Connect(r) => {
                 tcp_connect::serve_socks4(cfg, stream, client, r.target, user).await

@@ -22,6 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use super::config::SocksProxyConfig;
 use super::negotiate::SOCKS4_UNSPECIFIED;
 use crate::common::check_target;
+use crate::common::stats::fold_relay;
 use crate::common::user::{TaskUser, client_limit, task_target};
 use px_core::ClientInfo;
 
@@ -106,7 +107,9 @@ where
         client_limit: client_limit(cfg.common.tcp_sock_speed_limit, user),
         ..Default::default()
     };
-    px_io::relay_upstream(&mut client, &mut conn, &pending, b"", &opts).await
+    let outcome = px_io::relay_upstream(&mut client, &mut conn, &pending, b"", &opts).await;
+    fold_relay(&cfg.common.stats, user, &outcome);
+    outcome
 }
 
 /// Serves a SOCKS5 CONNECT whose request has been read.

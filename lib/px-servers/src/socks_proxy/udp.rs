@@ -449,6 +449,12 @@ pub(crate) async fn serve_udp<S>(
     }
     let session = Session::new(cfg, &client, &hint, user_ctx);
     let end = session.run(&mut ctl, &sock, relay.as_ref()).await;
+    crate::common::stats::fold_udp(
+        &cfg.common.stats,
+        user_ctx,
+        session.up_bytes.load(Ordering::Relaxed),
+        session.down_bytes.load(Ordering::Relaxed),
+    );
     log::debug!(
         "socks {}: udp {} for {} ({:?}) ended: {end}, up {} down {}",
         cfg.common.name,

@@ -3,18 +3,18 @@
 //! Keys besides the common `listen`, `escaper`, `ingress_network_filter`,
 //! `tcp_sock_speed_limit`: `proxy_pass` (alias `upstream`, required: one address or a weighted
 //! list), `upstream_pick_policy` (default random), `tls_client` (bool or map: TLS towards the
-//! upstream), `upstream_tls_name` (the name the upstream certificate is verified against; the
-//! upstream host by default), `listen_in_worker`, and the relay keys `tcp_copy_buffer_size`,
+//! upstream; `protocol: tlcp` for TLCP in `vendored-tongsuo` builds), `upstream_tls_name` (the
+//! name the upstream certificate is verified against; the upstream host by default),
+//! `listen_in_worker`, and the relay keys `tcp_copy_buffer_size`,
 //! `task_idle_check_interval`, `task_idle_max_count`. Every key is in
 //! `doc/config/server/tcp_stream.md`.
 
 use px_core::{Host, ModuleLookup};
-use px_tls::TlsClient;
+use px_tls::UpstreamTlsClient;
 use px_yaml::{ConfigError, MapReader, values};
 
 use crate::common::CommonServerConfig;
 use crate::common::pick::{PickPolicy, UpstreamPicker, parse_upstreams};
-use crate::common::port::listen_in_worker;
 use crate::common::stream_keys::StreamKeys;
 
 /// g3proxy's keys for the stream servers not implemented yet.
@@ -35,8 +35,8 @@ pub(crate) struct StreamConfig {
     pub(crate) common: CommonServerConfig,
     /// The upstreams and how one is picked.
     pub(crate) upstreams: UpstreamPicker,
-    /// TLS towards the upstream.
-    pub(crate) tls_client: Option<TlsClient>,
+    /// TLS (or TLCP) towards the upstream.
+    pub(crate) tls_client: Option<UpstreamTlsClient>,
     /// The name the upstream certificate must carry.
     pub(crate) upstream_tls_name: Option<Host>,
     /// Relay buffer and idle time.
@@ -50,7 +50,6 @@ impl StreamConfig {
         map: &mut MapReader<'_>,
         lookup: &dyn ModuleLookup,
     ) -> Result<StreamConfig, ConfigError> {
-        listen_in_worker(map)?;
         let common = CommonServerConfig::parse(name, map, lookup)?;
         let list = match map.get_any(&["proxy_pass", "upstream"]) {
             Some(v) => parse_upstreams(&v)?,
@@ -61,7 +60,7 @@ impl StreamConfig {
             None => PickPolicy::Random,
         };
         let tls_client = match map.get("tls_client") {
-            Some(v) => TlsClient::parse(&v)?,
+            Some(v) => UpstreamTlsClient::parse(&v)?,
             None => None,
         };
         let upstream_tls_name = map

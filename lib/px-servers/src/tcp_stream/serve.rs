@@ -1,5 +1,5 @@
 //! One stream task: pick an upstream (falling over to the next on a failed connect), wrap it in
-//! TLS when `tls_client` is set, and relay with px-io.
+//! TLS (or TLCP) when `tls_client` is set, and relay with px-io.
 
 use std::time::Duration;
 
@@ -80,6 +80,7 @@ pub(crate) async fn serve<S>(cfg: &StreamConfig, kind: &str, mut stream: S, clie
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    cfg.common.stats.add_connection();
     if !cfg.common.ingress_allowed(client.peer_addr.ip()) {
         log::debug!(
             "{kind} {}: client {} refused by ingress_network_filter",
@@ -88,6 +89,7 @@ where
         );
         return;
     }
+    let _task = cfg.common.stats.task();
     let Some((mut conn, idx)) = connect(cfg, kind, &client).await else {
         log::info!(
             "{kind} {}: no upstream reachable for {}",
@@ -105,8 +107,9 @@ where
             Ok(c) => c,
             Err(e) => {
                 log::info!(
-                    "{kind} {}: TLS to upstream {target} (as {name}) failed: {e}",
-                    cfg.common.name
+                    "{kind} {}: {} to upstream {target} (as {name}) failed: {e}",
+                    cfg.common.name,
+                    tls.protocol()
                 );
                 return;
             }
@@ -120,6 +123,7 @@ where
     };
     let peer = conn.peer_addr;
     let outcome = px_io::relay_upstream(&mut stream, &mut conn, b"", b"", &opts).await;
+    crate::common::stats::fold_relay(&cfg.common.stats, None, &outcome);
     log::debug!(
         "{kind} {}: {} -> {target} ({peer}) ended: {}, up {} down {} ({:?})",
         cfg.common.name,

@@ -1,6 +1,7 @@
 //! `tls_stream`: a TLS port in front of one upstream address or a weighted list of them (TLS
 //! encapsulation): the client speaks TLS to this server, the bytes go on to the upstream in
-//! plain TCP (or in TLS again with `tls_client`).
+//! plain TCP (or in TLS again with `tls_client`, or in TLCP with `tls_client: {protocol: tlcp}`
+//! in `vendored-tongsuo` builds: the user guide's "TLCP to 4-layer TLS").
 //!
 //! Keys: `tls_server` (required; px-tls: `cert_pairs` chosen by SNI, `enable_client_auth` +
 //! `ca_certificate` for mTLS, `alpn_protocols`, `min_tls_version`/`max_tls_version`), and every
@@ -55,9 +56,13 @@ pub fn build(
 }
 
 impl TlsStreamServer {
-    async fn serve<S>(&self, stream: S, client: ClientInfo)
+    /// Serves a client after `handshake` (rustls, or on our own socket px-tls's
+    /// kTLS hand-over, which keeps rustls where the kernel cannot take over).
+    async fn serve<S, T, F>(&self, stream: S, client: ClientInfo, handshake: impl FnOnce(S) -> F)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static,
+        F: Future<Output = std::io::Result<T>>,
+        T: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static,
     {
         if !self.cfg.common.ingress_allowed(client.peer_addr.ip()) {
             log::debug!(
@@ -67,7 +72,7 @@ impl TlsStreamServer {
             );
             return;
         }
-        match self.tls.accept(stream).await {
+        match handshake(stream).await {
             Ok(tls) => serve_stream(&self.cfg, TYPE, tls, client).await,
             Err(e) => log::info!(
                 "{TYPE} {}: TLS handshake with {} failed: {e}",
@@ -94,13 +99,15 @@ impl Server for TlsStreamServer {
 
     async fn serve_tcp(&self, stream: TcpStream, client: ClientInfo) {
         let _ = stream.set_nodelay(true);
-        self.serve(stream, client).await;
+        let tls = &self.tls;
+        self.serve(stream, client, |s| px_tls::ktls::accept(tls, s))
+            .await;
     }
 
     async fn serve_accepted(&self, stream: AcceptedStream, client: ClientInfo) {
         match stream {
             AcceptedStream::Tcp(s) => self.serve_tcp(s, client).await,
-            AcceptedStream::Other(s) => self.serve(s, client).await,
+            AcceptedStream::Other(s) => self.serve(s, client, |s| self.tls.accept(s)).await,
         }
     }
 }

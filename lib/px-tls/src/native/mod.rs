@@ -9,6 +9,8 @@
 //! `no_session_ticket`, `no_session_cache`, `handshake_timeout` (10s), and the extensions
 //! `min_tls_version` / `max_tls_version` (tls1.0 to tls1.3) and `alpn_protocols`.
 //!
+//! With `vendored-tongsuo`, also `TlcpClient` (`tlcp_client.rs`): a `tls_client` with `protocol: tlcp`.
+//!
 //! ```yaml
 //! tls_server:
 //!   cert_pairs: {certificate: server.crt, private_key: server.key}
@@ -363,6 +365,12 @@ mod tlcp {
 
 #[cfg(feature = "vendored-tongsuo")]
 mod tlcp;
+#[cfg(feature = "vendored-tongsuo")]
+mod tlcp_client;
+#[cfg(feature = "vendored-tongsuo")]
+pub use tlcp_client::TlcpClient;
 
 #[cfg(test)]
 mod tests;
+#[cfg(all(test, feature = "vendored-tongsuo"))]
+mod tlcp_tests;

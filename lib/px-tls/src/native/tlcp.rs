@@ -6,15 +6,16 @@
 
 use super::*;
 
-/// The four files of one TLCP pair.
-struct TlcpPaths {
-    sign_cert: PathBuf,
-    sign_key: PathBuf,
-    enc_cert: PathBuf,
-    enc_key: PathBuf,
+/// The four files of one TLCP pair (a server's, or the client's `tlcp_cert_pair`).
+pub(super) struct TlcpPaths {
+    pub(super) sign_cert: PathBuf,
+    pub(super) sign_key: PathBuf,
+    pub(super) enc_cert: PathBuf,
+    pub(super) enc_key: PathBuf,
 }
 
-fn tlcp_pair(v: &Val<'_>) -> Result<TlcpPaths, ConfigError> {
+/// `{sign_certificate, sign_private_key, enc_certificate, enc_private_key}`.
+pub(super) fn tlcp_pair(v: &Val<'_>) -> Result<TlcpPaths, ConfigError> {
     let mut m = v.map()?;
     let p = TlcpPaths {
         sign_cert: path_of(&m.required("sign_certificate")?)?,
@@ -24,6 +25,26 @@ fn tlcp_pair(v: &Val<'_>) -> Result<TlcpPaths, ConfigError> {
     };
     m.finish()?;
     Ok(p)
+}
+
+/// Loads the signing and encryption pairs into a context (server or client); errors at `at`.
+pub(super) fn load_tlcp_pair(
+    b: &mut SslContextBuilder,
+    p: &TlcpPaths,
+    at: &Val<'_>,
+) -> Result<(), ConfigError> {
+    let err = |what: &str, file: &std::path::Path, x: openssl::error::ErrorStack| {
+        at.err(format!("{what} ({}): {x}", file.display()))
+    };
+    b.set_sign_certificate_file(&p.sign_cert, SslFiletype::PEM)
+        .map_err(|x| err("sign_certificate", &p.sign_cert, x))?;
+    b.set_sign_private_key_file(&p.sign_key, SslFiletype::PEM)
+        .map_err(|x| err("sign_private_key", &p.sign_key, x))?;
+    b.set_enc_certificate_file(&p.enc_cert, SslFiletype::PEM)
+        .map_err(|x| err("enc_certificate", &p.enc_cert, x))?;
+    b.set_enc_private_key_file(&p.enc_key, SslFiletype::PEM)
+        .map_err(|x| err("enc_private_key", &p.enc_key, x))?;
+    Ok(())
 }
 
 pub(super) fn build(
@@ -40,15 +61,7 @@ pub(super) fn build(
     let p = tlcp_pair(first)?;
     let mut b = settings.builder(v)?;
     b.enable_ntls();
-    let err = |what: &str, x: openssl::error::ErrorStack| first.err(format!("{what}: {x}"));
-    b.set_sign_certificate_file(&p.sign_cert, SslFiletype::PEM)
-        .map_err(|x| err("sign_certificate", x))?;
-    b.set_sign_private_key_file(&p.sign_key, SslFiletype::PEM)
-        .map_err(|x| err("sign_private_key", x))?;
-    b.set_enc_certificate_file(&p.enc_cert, SslFiletype::PEM)
-        .map_err(|x| err("enc_certificate", x))?;
-    b.set_enc_private_key_file(&p.enc_key, SslFiletype::PEM)
-        .map_err(|x| err("enc_private_key", x))?;
+    load_tlcp_pair(&mut b, &p, first)?;
     if let Some(tls) = pairs.first() {
         load_pair(&mut b, tls, v)?;
     }
