@@ -241,7 +241,7 @@ async fn more_stalled_directions_than_buffers_all_finish() {
         return;
     }
     // every relay's upload stalls on an upstream that does not read yet, each
-    // holding a pool buffer: with more relays than the pool's 256 buffers, the
+    // holding a pool buffer: with more relays than the pool's 64 buffers, the
     // last ones wait for a buffer and go on once the upstreams read
     const RELAYS: usize = 280;
     const N: usize = 1 << 20;

@@ -36,9 +36,8 @@ fn pki(dir: &Path) {
 }
 
 fn configs(dir: &Path, version: &str) -> (TlsServer, TlsClient) {
-    let server_yaml = format!(
-        "certificate: server.crt\nprivate_key: server.key\nmax_tls_version: {version}\n"
-    );
+    let server_yaml =
+        format!("certificate: server.crt\nprivate_key: server.key\nmax_tls_version: {version}\n");
     let client_yaml = format!("ca_certificate: ca.crt\nmax_tls_version: {version}\n");
     let node = load_str(&server_yaml, &dir.join("g3proxy.yaml")).unwrap();
     let server = TlsServer::parse(&Val::root(&node, "tls_server")).unwrap();
@@ -64,7 +63,11 @@ async fn pair() -> (TcpStream, TcpStream) {
 
 /// The server echoes everything back; the client writes `data` right after its
 /// handshake and reads it back. Returns both streams' paths and reasons.
-async fn echo(server: &TlsServer, client: &TlsClient, data: &[u8]) -> [(TlsPath, Option<String>); 2] {
+async fn echo(
+    server: &TlsServer,
+    client: &TlsClient,
+    data: &[u8],
+) -> [(TlsPath, Option<String>); 2] {
     let (c, s) = pair().await;
     let srv = async {
         let mut t = ktls::accept(server, s).await.unwrap();
@@ -140,7 +143,10 @@ async fn both_versions_echo() -> ktls::KtlsTotals {
         let (k, f) = (after.ktls - before.ktls, after.fallback - before.fallback);
         assert!(k + f >= 8, "{before:?} -> {after:?}");
         if !ktls::available() {
-            assert!(f >= 8, "every connection counts as fallback: {before:?} -> {after:?}");
+            assert!(
+                f >= 8,
+                "every connection counts as fallback: {before:?} -> {after:?}"
+            );
         }
         assert_eq!(after.failed, before.failed);
     } else {

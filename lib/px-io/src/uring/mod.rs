@@ -37,11 +37,12 @@ use driver::{Job, Msg, Reply};
 /// Submission queue entries per ring.
 const SQ_ENTRIES: u32 = 256;
 /// Size of each pool buffer (a receive takes a whole one, however little
-/// arrives: small buffers keep many short exchanges cheap in memory).
-const BUF_SIZE: u32 = 16 * 1024;
-/// Most pool buffers per ring (4 MiB at 16 KiB); they are allocated 16 at a
-/// time as concurrent transfers need them.
-const MAX_BUFS: u16 = 256;
+/// arrives; 64 KiB, a loopback segment, keeps bulk transfers to few operations).
+const BUF_SIZE: u32 = 64 * 1024;
+/// Most pool buffers per ring (4 MiB at 64 KiB); they are allocated 16 at a
+/// time as concurrent transfers need them, and a direction that finds none
+/// waits for the next one given back.
+const MAX_BUFS: u16 = 64;
 
 /// True when io_uring can carry relays here: probed once per process (a ring
 /// with every operation the relay uses and a provided-buffer ring); setting

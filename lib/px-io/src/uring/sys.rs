@@ -222,6 +222,7 @@ impl Ring {
     /// A ring of `entries` submission slots, a pool of `buf_size`-byte buffers
     /// (16 at first, up to `max_bufs`), and its eventfd.
     pub(super) fn new(entries: u32, buf_size: u32, max_bufs: u16) -> io::Result<Ring> {
+        let wake = eventfd()?;
         let cq = entries.saturating_mul(8);
         let ring = IoUring::builder()
             .setup_cqsize(cq)
@@ -229,6 +230,9 @@ impl Ring {
             .setup_defer_taskrun()
             .build(entries)
             .or_else(|_| IoUring::builder().setup_cqsize(cq).build(entries))?;
+        // the kernel refuses a table larger than RLIMIT_NOFILE
+        let files = nofile_limit().clamp(64, 1 << 16);
+        ring.submitter().register_files_sparse(files)?;
         let mut pool = BufPool::new(buf_size, max_bufs)?;
         // SAFETY: the buffer ring memory is valid for `entries` entries and is
         // freed only after the ring is closed (field order) or never (leak in Drop).
@@ -243,13 +247,10 @@ impl Ring {
         if !pool.grow() {
             return Err(io::ErrorKind::OutOfMemory.into());
         }
-        // the kernel refuses a table larger than RLIMIT_NOFILE
-        let files = nofile_limit().clamp(64, 1 << 16);
-        ring.submitter().register_files_sparse(files)?;
         Ok(Ring {
             ring,
             pool: Some(pool),
-            wake: eventfd()?,
+            wake,
             wake_buf: Box::new(0),
             inflight: 0,
             files,
