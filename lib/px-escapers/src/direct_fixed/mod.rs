@@ -118,36 +118,9 @@ impl Escaper for DirectFixed {
     }
 
     async fn connect_tcp(&self, req: &TcpConnectRequest) -> Result<UpstreamConn, ConnectError> {
-        let cfg = &self.cfg;
-        self.stats.add_attempt();
-        let resolver = cfg.resolver.get();
-        let strategy = cfg.strategy_for(req.resolve_strategy);
-        let bind = cfg.pick_bind();
-        let stream = happy_eyeballs_connect(
-            &*resolver,
-            &req.target,
-            strategy,
-            &cfg.egress_filter,
-            &bind,
-            &cfg.egress,
-        )
-        .await;
-        let stream = crate::common::stats::connected(&self.stats, stream)?;
-        let local_addr = stream.local_addr().map_err(ConnectError::Io)?;
-        let peer_addr = stream.peer_addr().map_err(ConnectError::Io)?;
-        log::debug!(
-            "escaper {}: {} -> {} via {}",
-            self.name,
-            req.target,
-            peer_addr,
-            local_addr
-        );
-        Ok(UpstreamConn {
-            stream: UpstreamStream::Tcp(stream),
-            local_addr,
-            peer_addr,
-            speed_limit: cfg.tcp_speed_limit,
-        })
+        let strategy = self.cfg.strategy_for(req.resolve_strategy);
+        let bind = self.cfg.pick_bind();
+        connect_direct(&self.name, &self.cfg, &self.stats, req, strategy, &bind).await
     }
 
     async fn open_udp(&self, req: &UdpRelayRequest) -> Result<Box<dyn UdpRelay>, ConnectError> {
@@ -159,4 +132,40 @@ impl Escaper for DirectFixed {
             self.cfg.pick_bind(),
         )))
     }
+}
+
+/// The direct connect both direct escapers share: resolve, filter egress,
+/// happy-eyeballs connect from `bind`, count the outcome.
+pub(crate) async fn connect_direct(
+    name: &str,
+    cfg: &DirectFixedConfig,
+    stats: &px_core::stats::EscaperStats,
+    req: &TcpConnectRequest,
+    strategy: px_core::ResolveStrategy,
+    bind: &px_socket::Bind,
+) -> Result<UpstreamConn, ConnectError> {
+    stats.add_attempt();
+    let resolver = cfg.resolver.get();
+    let stream = happy_eyeballs_connect(
+        &*resolver,
+        &req.target,
+        strategy,
+        &cfg.egress_filter,
+        bind,
+        &cfg.egress,
+    )
+    .await;
+    let stream = crate::common::stats::connected(stats, stream)?;
+    let local_addr = stream.local_addr().map_err(ConnectError::Io)?;
+    let peer_addr = stream.peer_addr().map_err(ConnectError::Io)?;
+    log::debug!(
+        "escaper {name}: {} -> {peer_addr} via {local_addr}",
+        req.target
+    );
+    Ok(UpstreamConn {
+        stream: UpstreamStream::Tcp(stream),
+        local_addr,
+        peer_addr,
+        speed_limit: cfg.tcp_speed_limit,
+    })
 }

@@ -29,13 +29,13 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use px_core::{
     ConnectError, Escaper, ModuleLookup, QueryStrategy, ResolveStrategy, TcpConnectRequest,
-    UdpRelay, UdpRelayRequest, UpstreamConn, UpstreamStream,
+    UdpRelay, UdpRelayRequest, UpstreamConn,
 };
-use px_socket::{Bind, BindIp, happy_eyeballs_connect};
+use px_socket::{Bind, BindIp};
 use px_yaml::{ConfigError, MapReader};
 
-use crate::direct_fixed::DirectFixedConfig;
 use crate::direct_fixed::udp::DirectUdpRelay;
+use crate::direct_fixed::{DirectFixedConfig, connect_direct};
 use bind::{BindEntry, load_cache, parse_published, save_cache};
 pub use config::DirectFloatConfig;
 
@@ -151,36 +151,16 @@ impl Escaper for DirectFloat {
     }
 
     async fn connect_tcp(&self, req: &TcpConnectRequest) -> Result<UpstreamConn, ConnectError> {
-        let cfg = &self.direct;
-        self.stats.add_attempt();
-        let bind = self.pick_bind()?;
+        let bind = match self.pick_bind() {
+            Ok(b) => b,
+            Err(e) => {
+                // counted as an attempt that did not get anywhere, as before
+                self.stats.add_attempt();
+                return Err(e);
+            }
+        };
         let strategy = self.strategy(req.resolve_strategy, &bind);
-        let resolver = cfg.resolver.get();
-        let stream = happy_eyeballs_connect(
-            &*resolver,
-            &req.target,
-            strategy,
-            &cfg.egress_filter,
-            &bind,
-            &cfg.egress,
-        )
-        .await;
-        let stream = crate::common::stats::connected(&self.stats, stream)?;
-        let local_addr = stream.local_addr().map_err(ConnectError::Io)?;
-        let peer_addr = stream.peer_addr().map_err(ConnectError::Io)?;
-        log::debug!(
-            "escaper {}: {} -> {} via {}",
-            self.name,
-            req.target,
-            peer_addr,
-            local_addr
-        );
-        Ok(UpstreamConn {
-            stream: UpstreamStream::Tcp(stream),
-            local_addr,
-            peer_addr,
-            speed_limit: cfg.tcp_speed_limit,
-        })
+        connect_direct(&self.name, &self.direct, &self.stats, req, strategy, &bind).await
     }
 
     async fn open_udp(&self, req: &UdpRelayRequest) -> Result<Box<dyn UdpRelay>, ConnectError> {
