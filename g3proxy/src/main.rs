@@ -23,6 +23,8 @@ use px_daemon::config::{RuntimeConfig, load_main};
 use px_daemon::control::ControlServer;
 use px_daemon::listen::Inherited;
 
+// mimalloc is built with `no_thp`: without it, its arenas are advised into transparent huge
+// pages and an idle daemon holds ~9 MiB more RSS in 2 MiB pages it barely uses
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

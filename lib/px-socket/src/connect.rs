@@ -48,7 +48,9 @@ pub async fn connect_tcp(
     misc: &TcpMiscOpts,
     keepalive: &TcpKeepaliveOpts,
 ) -> Result<TcpStream, ConnectError> {
-    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+    // non-blocking from the start: saves the two fcntl calls of set_nonblocking per connect
+    let kind = Type::STREAM.nonblocking();
+    let s = Socket::new(Domain::for_address(addr), kind, Some(Protocol::TCP))
         .map_err(ConnectError::Io)?;
     misc.apply(&s, addr.is_ipv6(), true)
         .map_err(ConnectError::Io)?;
@@ -57,7 +59,6 @@ pub async fn connect_tcp(
         s.bind(&SocketAddr::new(ip, 0).into())
             .map_err(ConnectError::Io)?;
     }
-    s.set_nonblocking(true).map_err(ConnectError::Io)?;
     let std_stream: std::net::TcpStream = s.into();
     let socket = TcpSocket::from_std_stream(std_stream);
     match tokio::time::timeout(timeout, socket.connect(addr)).await {

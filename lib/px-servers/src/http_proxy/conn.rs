@@ -16,7 +16,7 @@ use px_io::Side;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite};
 
 use super::config::HttpProxyConfig;
-use super::io::{Io, buffered, take_counts};
+use super::io::{HEAD_BUFFER_SIZE, Io, buffered, take_counts};
 use super::reply::{fail_and_close, linger_close};
 use super::upstream::Upstream;
 use super::{auth, connect, forward};
@@ -66,7 +66,7 @@ pub(crate) async fn serve<S: ClientStream>(cfg: Arc<HttpProxyConfig>, stream: S,
         Side::Client,
         cfg.common.tcp_sock_speed_limit,
         &activity,
-        cfg.tcp_copy_buffer_size,
+        HEAD_BUFFER_SIZE,
     );
     let mut conn = ClientConn {
         io,
@@ -122,9 +122,11 @@ pub(crate) async fn serve<S: ClientStream>(cfg: Arc<HttpProxyConfig>, stream: S,
             // the head's bytes now, the tunnel's when it ends
             let (read, written) = take_counts(&mut conn.io);
             fold_tcp(&cfg.common.stats, user_ctx, read, written);
-            return connect::tunnel(&cfg, conn, head, user).await;
+            return Box::pin(connect::tunnel(&cfg, conn, head, user)).await;
         }
-        let keep = forward::forward(&cfg, &mut conn, head, user.as_ref()).await;
+        // boxed, like the tunnel: their states would otherwise make this future (which lives
+        // as long as the connection) as large as the largest of them
+        let keep = Box::pin(forward::forward(&cfg, &mut conn, head, user.as_ref())).await;
         let (read, written) = take_counts(&mut conn.io);
         fold_tcp(&cfg.common.stats, user_ctx, read, written);
         if !keep {

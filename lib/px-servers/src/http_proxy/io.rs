@@ -4,8 +4,8 @@
 //! in px-io's [`LimitedStream`]: the server's `tcp_sock_speed_limit` on the client side, the
 //! escaper's `UpstreamConn::speed_limit` on the upstream side, and one activity counter shared by
 //! both, which `forward` watches with [`px_io::idle_guard`] for the task idle time. The limited
-//! stream is then buffered both ways with `tcp_copy_buffer_size`, since heads and bodies are parsed
-//! and framed rather than relayed blindly.
+//! stream is then buffered both ways ([`HEAD_BUFFER_SIZE`], and `tcp_copy_buffer_size` for the
+//! upstream's reads), since heads and bodies are parsed and framed rather than relayed blindly.
 //!
 //! CONNECT tunnels unwrap the stream again ([`into_stream`]) and let px-io's relay apply the
 //! limits.
@@ -25,17 +25,26 @@ use crate::common::stats::ByteCount;
 /// A limited stream, buffered both ways.
 pub(crate) type Io<S> = BufReader<BufWriter<ByteCount<LimitedStream<S>>>>;
 
+/// The buffer for what is mostly heads: both write buffers and the client's read buffer.
+///
+/// Writes larger than a buffer skip it, so bodies still go out in reads of the other side's
+/// size; only the upstream's read buffer, which carries response bodies, takes
+/// `tcp_copy_buffer_size`. A keep-alive connection then holds 28 KiB of buffers instead of
+/// 64 KiB (with 16 KiB), which is most of a busy forward proxy's memory.
+pub(crate) const HEAD_BUFFER_SIZE: usize = 4096;
+
 /// Wraps the stream on `side` with that side's `limit`, counting into `activity`, and buffers it
-/// with `cap` bytes each way.
+/// with `read_cap` bytes for reads and [`HEAD_BUFFER_SIZE`] for writes.
 pub(crate) fn buffered<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     side: Side,
     limit: SpeedLimit,
     activity: &Arc<AtomicU64>,
-    cap: usize,
+    read_cap: usize,
 ) -> Io<S> {
     let limited = LimitedStream::new(stream, side, limit, Arc::clone(activity));
-    BufReader::with_capacity(cap, BufWriter::with_capacity(cap, ByteCount::new(limited)))
+    let writer = BufWriter::with_capacity(HEAD_BUFFER_SIZE, ByteCount::new(limited));
+    BufReader::with_capacity(read_cap, writer)
 }
 
 /// The raw stream, dropping the buffers: take the read buffer's bytes and flush first.

@@ -79,7 +79,6 @@ impl Server for HttpProxyServer {
     }
 
     async fn serve_tcp(&self, stream: TcpStream, client: ClientInfo) {
-        let _ = stream.set_nodelay(true);
         tls::serve(Arc::clone(&self.cfg), stream, client).await;
     }
 

@@ -598,3 +598,17 @@ async fn stalled_body_ends_after_task_idle_time() {
     assert!(took >= Duration::from_secs(2), "{took:?}");
     assert!(took < Duration::from_millis(3500), "{took:?}");
 }
+
+/// The size of the future an async fn returns.
+fn future_size<A, B, C, R, F: Fn(A, B, C) -> R>(_: F) -> usize {
+    std::mem::size_of::<R>()
+}
+
+/// A connection's future lives as long as the connection (a CONNECT tunnel's too), so its size
+/// is most of what an idle tunnel costs: TLS and per-request states are boxed out of it.
+#[test]
+fn connection_future_stays_small() {
+    use tokio::net::TcpStream;
+    let size = future_size(super::tls::serve::<TcpStream>);
+    assert!(size <= 4096, "http_proxy connection future is {size} bytes");
+}

@@ -47,14 +47,21 @@ pub(crate) async fn serve<S: ClientStream>(cfg: Arc<HttpProxyConfig>, stream: S,
     let Some(tls) = &cfg.tls.server else {
         return conn::serve(cfg, stream, info).await;
     };
-    match tls.accept(stream).await {
-        Ok(s) => conn::serve(cfg, s, info).await,
-        Err(e) => log::debug!(
-            "http_proxy {}: TLS handshake with {} failed: {e}",
-            cfg.common.name,
-            info.peer_addr
-        ),
-    }
+    // boxed: a TLS stream's connection state would otherwise size every plain connection's
+    // future too (this future lives as long as the connection, tunnels included)
+    // (the accepted stream moves into the box inside this block, so its storage is not kept
+    // in this future while the connection is served)
+    let serving = match Box::pin(tls.accept(stream)).await {
+        Ok(s) => Box::pin(conn::serve(Arc::clone(&cfg), s, info)),
+        Err(e) => {
+            return log::debug!(
+                "http_proxy {}: TLS handshake with {} failed: {e}",
+                cfg.common.name,
+                info.peer_addr
+            );
+        }
+    };
+    serving.await
 }
 
 /// Wraps a connection to an `https://` origin in TLS, verified as `host`.

@@ -135,7 +135,6 @@ impl Server for IntelliProxy {
     }
 
     async fn serve_tcp(&self, mut stream: TcpStream, client: ClientInfo) {
-        let _ = stream.set_nodelay(true);
         let Some(info) = self.ingress.admit(&mut stream, client).await else {
             return;
         };

@@ -119,7 +119,6 @@ mod imp {
         }
 
         async fn serve_tcp(&self, stream: TcpStream, client: ClientInfo) {
-            let _ = stream.set_nodelay(true);
             self.serve(stream, client).await;
         }
 

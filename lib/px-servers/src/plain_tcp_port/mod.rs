@@ -63,7 +63,6 @@ impl Server for PlainTcpPort {
     }
 
     async fn serve_tcp(&self, mut stream: TcpStream, client: ClientInfo) {
-        let _ = stream.set_nodelay(true);
         if let Some(info) = self.ingress.admit(&mut stream, client).await {
             let next = self.next.get();
             next.serve_accepted(AcceptedStream::Tcp(stream), info).await;

@@ -101,7 +101,6 @@ impl Server for PlainTlsPort {
     }
 
     async fn serve_tcp(&self, stream: TcpStream, client: ClientInfo) {
-        let _ = stream.set_nodelay(true);
         let tls = &self.tls;
         self.serve(stream, client, |s| px_tls::ktls::accept(tls, s))
             .await;

@@ -276,7 +276,6 @@ impl Server for SniProxyServer {
     }
 
     async fn serve_tcp(&self, stream: TcpStream, client: ClientInfo) {
-        let _ = stream.set_nodelay(true);
         self.serve(stream, client).await;
     }
 

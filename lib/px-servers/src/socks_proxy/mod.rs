@@ -96,7 +96,8 @@ impl SocksProxyServer {
             client: &client,
             socks4_user_id: cfg.socks4_user_id_auth,
         });
-        let handshake = negotiate(&mut stream, auth.as_ref());
+        // boxed: the handshake state is freed before the relay, which may idle for long
+        let handshake = Box::pin(negotiate(&mut stream, auth.as_ref()));
         let (request, user) = match tokio::time::timeout(cfg.negotiation_timeout, handshake).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
@@ -117,7 +118,7 @@ impl SocksProxyServer {
             }
         };
         let timeout = cfg.negotiation_timeout;
-        let Ok(user) = auth::admit(&mut stream, &request, user, timeout).await else {
+        let Ok(user) = Box::pin(auth::admit(&mut stream, &request, user, timeout)).await else {
             return;
         };
         let _task = stats::start_task(&cfg.common.stats, user.as_ref().map(|u| &u.ctx), true);
@@ -126,7 +127,10 @@ impl SocksProxyServer {
                 tcp_connect::serve_socks4(cfg, stream, client, r.target, user).await
             }
             Request::V5Connect(t) => tcp_connect::serve_socks5(cfg, stream, client, t, user).await,
-            Request::V5UdpAssociate(hint) => udp::serve_udp(cfg, stream, client, hint, user).await,
+            // boxed: its state is much larger than a TCP relay's
+            Request::V5UdpAssociate(hint) => {
+                Box::pin(udp::serve_udp(cfg, stream, client, hint, user)).await
+            }
         }
     }
 }
@@ -146,7 +150,6 @@ impl Server for SocksProxyServer {
     }
 
     async fn serve_tcp(&self, stream: TcpStream, client: ClientInfo) {
-        let _ = stream.set_nodelay(true);
         self.serve(stream, client).await;
     }
 

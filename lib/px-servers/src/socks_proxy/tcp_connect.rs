@@ -123,7 +123,8 @@ pub(crate) async fn serve_socks5<S>(
     S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
     let user_ctx = user.as_ref().map(|u| &u.ctx);
-    let conn = match open(cfg, &client, &target, user_ctx).await {
+    // boxed: the connect state is freed before the relay, which may idle for long
+    let conn = match Box::pin(open(cfg, &client, &target, user_ctx)).await {
         Ok(c) => c,
         Err(code) => {
             let _ = tokio::time::timeout(
@@ -170,7 +171,8 @@ pub(crate) async fn serve_socks4<S>(
     S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
     let user_ctx = user.as_ref().map(|u| &u.ctx);
-    let conn = match open(cfg, &client, &target, user_ctx).await {
+    // boxed: the connect state is freed before the relay, which may idle for long
+    let conn = match Box::pin(open(cfg, &client, &target, user_ctx)).await {
         Ok(c) => c,
         Err(_) => {
             let _ = tokio::time::timeout(

@@ -64,7 +64,6 @@ impl Server for TcpStreamServer {
     }
 
     async fn serve_tcp(&self, stream: TcpStream, client: ClientInfo) {
-        let _ = stream.set_nodelay(true);
         serve::serve(&self.cfg, TYPE, stream, client).await;
     }
 

@@ -253,3 +253,20 @@ async fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
     };
     tokio::time::timeout(within, fut).await.is_ok()
 }
+
+/// The size of the future an async fn returns.
+fn future_size<A, B, C, R, F: Fn(A, B, C) -> R>(_: F) -> usize {
+    std::mem::size_of::<R>()
+}
+
+/// A connection's future lives as long as its relay: the handshake, connect and UDP states
+/// are boxed out of it.
+#[test]
+fn connection_future_stays_small() {
+    use tokio::net::TcpStream;
+    let size = future_size(super::SocksProxyServer::serve::<TcpStream>);
+    assert!(
+        size <= 4096,
+        "socks_proxy connection future is {size} bytes"
+    );
+}
