@@ -20,6 +20,9 @@
 #                                       # other processes used > 0.25 core meanwhile
 #   scripts/bench.sh --duration S       # seconds of load per cell
 #   scripts/bench.sh --variant io-uring=PATH   # another g3proxy build as its own column
+#   scripts/bench.sh --no-feature-build # the default run also builds `--features io-uring,ktls`
+#                                       # (target/features/release) and measures it as the
+#                                       # column "io-uring+ktls"; this skips that
 #   scripts/bench.sh --no-install       # never call apt-get
 #
 # The load tool scripts/bench/loadgen is its own cargo workspace (std only), built
@@ -34,6 +37,7 @@ log() { printf '[bench.sh] %s\n' "$*" >&2; }
 
 quick=0
 install=1
+feature_build=1
 bin="${PX_G3PROXY_BIN:-}"
 peers="all"
 pass=()
@@ -41,13 +45,14 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --quick) quick=1; pass+=("$1") ;;
         --no-install) install=0 ;;
+        --no-feature-build) feature_build=0 ;;
         --bin) bin="$2"; shift ;;
         --bin=*) bin="${1#--bin=}" ;;
         --peers) peers="$2"; pass+=("$1" "$2"); shift ;;
         --peers=*) peers="${1#--peers=}"; pass+=("$1") ;;
         --json|--md|--only|--duration|--wait-quiet|--http-conns|--variant|--retry-noisy|--budget) pass+=("$1" "$2"); shift ;;
         --keep|--json=*|--md=*|--only=*|--duration=*|--wait-quiet=*|--http-conns=*|--variant=*|--retry-noisy=*|--budget=*) pass+=("$1") ;;
-        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -118,5 +123,16 @@ if [ -z "$bin" ]; then
 fi
 [ -x "$bin" ] || { echo "bench.sh: no g3proxy binary at $bin" >&2; exit 1; }
 log "g3proxy under test: $bin"
+
+# the cargo features of the data path (issue 6): io_uring relays and kTLS, each probed at
+# run time with a per-connection fallback, measured side by side with the default build
+if [ "$quick" -eq 0 ] && [ "$feature_build" -eq 1 ]; then
+    log "cargo build --release -p g3proxy --features io-uring,ktls --target-dir target/features"
+    if cargo build --quiet --release -p g3proxy --features io-uring,ktls --target-dir "$ROOT/target/features"; then
+        pass+=(--variant "io-uring+ktls=$ROOT/target/features/release/g3proxy")
+    else
+        log "WARNING: the io-uring,ktls build failed; its column is left out"
+    fi
+fi
 
 exec python3 scripts/bench/bench.py --bin "$bin" --loadgen "$LOADGEN" --cmdline "$CMDLINE" "${pass[@]}"

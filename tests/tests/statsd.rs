@@ -2,7 +2,8 @@
 //! listens on, while curl makes HTTP and SOCKS requests through it. The counters,
 //! summed over every datagram, must match the requests made: task and
 //! connection totals per server, escaper attempts and establishments, resolver
-//! queries, bytes each way, and the alive gauges back at 0.
+//! queries, bytes each way, the alive gauges back at 0, and the process-wide
+//! relay count per data path.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
@@ -487,5 +488,57 @@ fn counters_go_on_across_a_reload() {
         .into_iter()
         .filter_map(|l| l.tags.get("stat_id").cloned())
         .collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+}
+
+#[test]
+fn relay_path_total_counts_a_connect_tunnel() {
+    let sink = StatsdSink::start();
+    let origin = HttpOrigin::start();
+    let http = net::free_tcp_port();
+    let yaml = Standard::new()
+        .http(http)
+        .top(&format!(
+            "stat: {{target: {{udp: 127.0.0.1:{}}}, emit_duration: 100ms}}",
+            sink.port
+        ))
+        .render();
+    let daemon = Daemon::start(&yaml, &[http]);
+    let group = daemon.group().to_string();
+
+    // one CONNECT tunnel, plain TCP both sides: one relay, on splice or userspace
+    // (a short exchange may end on either), io_uring only in an io-uring build
+    let px = http_proxy_url(http);
+    let r = curl_http(&["-x", &px, "--proxytunnel", &origin.url("/pattern/5000")]);
+    assert_eq!(r.code, 200, "{}\n{}", r.describe(), daemon.describe());
+
+    const NAME: &str = "g3proxy.relay.path.total";
+    const PATHS: [&str; 3] = ["userspace", "splice", "io_uring"];
+    let relays =
+        |s: &StatsdSink| -> u64 { PATHS.iter().map(|p| s.sum(NAME, &[("path", p)])).sum() };
+    let done = sink.wait_for(|s| relays(s) >= 1);
+    assert!(
+        done,
+        "no relay counted\n{}\n{}",
+        sink.dump(),
+        daemon.describe()
+    );
+    // one more round: counters are changes, so the sum stays at the one relay
+    std::thread::sleep(Duration::from_millis(300));
+    let why = || format!("{}\n{}", sink.dump(), daemon.describe());
+    assert_eq!(relays(&sink), 1, "{}", why());
+
+    // every path is sent, as a counter of one process-wide object, without module tags
+    let mut ids = std::collections::BTreeSet::new();
+    for p in PATHS {
+        let lines = sink.matching(NAME, &[("path", p)]);
+        assert!(!lines.is_empty(), "no {NAME} for path {p}\n{}", why());
+        for l in lines {
+            assert_eq!(l.kind, "c", "{l:?}");
+            assert_eq!(l.tags.get("daemon_group"), Some(&group), "{l:?}");
+            assert!(!l.tags.contains_key("server"), "{l:?}");
+            ids.extend(l.tags.get("stat_id").cloned());
+        }
+    }
     assert_eq!(ids.len(), 1, "{ids:?}");
 }

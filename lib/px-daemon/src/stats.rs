@@ -5,11 +5,16 @@
 //! The registry is the App's, not a global: a module rebuilt by a reload gets
 //! the same object by name, so its counters go on; objects of modules gone
 //! from the config are emitted once more and dropped.
+//!
+//! Besides the modules' objects, the emission carries process-wide totals
+//! that px-stats cannot read itself (px-io and px-tls depend on it through
+//! px-core): relays per data path (`relay.path.total`) and, built with the
+//! `ktls` feature, TLS connections per kTLS outcome (`ktls.connection.total`).
 
 use std::path::Path;
 use std::sync::Arc;
 
-use px_core::stats::{StatsRegistry, StatsdConfig, StatsdEmitter};
+use px_core::stats::{RelayPathTotals, StatsRegistry, StatsdConfig, StatsdEmitter};
 use px_core::{Auditor, Escaper, Handle, Resolver, Server, UserGroup};
 use px_yaml::ConfigError;
 
@@ -39,6 +44,11 @@ impl AppStats {
         let Some(config) = config else {
             return Ok(());
         };
+        // installed only when emitting, so a daemon without `stat:` hands out
+        // the same stat_ids as before
+        self.registry.set_relay_path_source(relay_path_totals);
+        #[cfg(feature = "ktls")]
+        self.registry.set_ktls_source(ktls_totals);
         let emitter =
             StatsdEmitter::start(config, self.registry.clone(), daemon_group).map_err(|e| {
                 vec![ConfigError::file(
@@ -53,6 +63,28 @@ impl AppStats {
     /// Whether metrics are sent.
     pub fn emitting(&self) -> bool {
         self.emitter.is_some()
+    }
+}
+
+/// px-io's relay totals in px-stats' shape (the crates do not know each other).
+fn relay_path_totals() -> RelayPathTotals {
+    let t = px_io::path_totals();
+    RelayPathTotals {
+        userspace: t.userspace,
+        splice: t.splice,
+        io_uring: t.io_uring,
+    }
+}
+
+/// px-tls's kTLS totals in px-stats' shape; without the feature px-tls counts
+/// nothing, so they are not emitted at all rather than as zeros.
+#[cfg(feature = "ktls")]
+fn ktls_totals() -> px_core::stats::KtlsTotals {
+    let t = px_tls::ktls::totals();
+    px_core::stats::KtlsTotals {
+        ktls: t.ktls,
+        fallback: t.fallback,
+        failed: t.failed,
     }
 }
 

@@ -21,6 +21,10 @@
 //! module holds any more are dropped from the registry after their last
 //! emission.
 //!
+//! Process-wide totals that no module owns (relays per data path, kTLS
+//! outcomes) are read through functions the daemon installs on the registry
+//! ([`process`]), because the crates that count them sit above this one.
+//!
 //! ```
 //! use px_stats::{StatsRegistry, collect::Collector};
 //! let registry = StatsRegistry::new();
@@ -37,6 +41,7 @@
 pub mod collect;
 pub mod escaper;
 pub mod names;
+pub mod process;
 pub mod registry;
 pub mod resolver;
 pub mod server;
@@ -44,6 +49,7 @@ pub mod statsd;
 pub mod user;
 
 pub use escaper::EscaperStats;
+pub use process::{KtlsTotals, RelayPathTotals};
 pub use registry::StatsRegistry;
 pub use resolver::{DriverResult, ResolverStats, RrType};
 pub use server::{ServerStats, ServerTask};

@@ -21,11 +21,26 @@ pub const TAG_USER_TYPE: &str = "user_type";
 pub const TAG_TRANSPORT: &str = "transport";
 /// Tag: the record type of resolver queries (`A`, `AAAA`).
 pub const TAG_RR_TYPE: &str = "rr_type";
+/// Tag: the data path of process-wide relay and kTLS metrics.
+pub const TAG_PATH: &str = "path";
 
 /// `transport` value for streams.
 pub const TRANSPORT_TCP: &str = "tcp";
 /// `transport` value for datagrams.
 pub const TRANSPORT_UDP: &str = "udp";
+
+/// `path` value of `relay.path.total`: the userspace copy loop.
+pub const PATH_USERSPACE: &str = "userspace";
+/// `path` value of `relay.path.total`: splice(2) through a kernel pipe.
+pub const PATH_SPLICE: &str = "splice";
+/// `path` value of `relay.path.total`: an io_uring ring thread.
+pub const PATH_IO_URING: &str = "io_uring";
+/// `path` value of `ktls.connection.total`: the data phase went to kernel TLS.
+pub const PATH_KTLS: &str = "ktls";
+/// `path` value of `ktls.connection.total`: the connection stayed on rustls.
+pub const PATH_FALLBACK: &str = "fallback";
+/// `path` value of `ktls.connection.total`: moving the keys into the kernel failed.
+pub const PATH_FAILED: &str = "failed";
 
 /// Client connections a server accepted (counter).
 pub const SERVER_CONNECTION_TOTAL: &str = "server.connection.total";
@@ -80,3 +95,8 @@ pub const USER_REQUEST_ALIVE: &str = "user.request.alive";
 pub const USER_TRAFFIC_IN_BYTES: &str = "user.traffic.in.bytes";
 /// Bytes sent to a user's clients (counter, per transport).
 pub const USER_TRAFFIC_OUT_BYTES: &str = "user.traffic.out.bytes";
+
+/// Relays ended in this process, per data path (counter, per path).
+pub const RELAY_PATH_TOTAL: &str = "relay.path.total";
+/// TLS connections in this process, per kTLS outcome (counter, per path; `ktls` builds only).
+pub const KTLS_CONNECTION_TOTAL: &str = "ktls.connection.total";

@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 
 use crate::collect::Readable;
 use crate::escaper::EscaperStats;
+use crate::process::{KtlsTotals, ProcessSource, RelayPathTotals, SourceFn};
 use crate::resolver::ResolverStats;
 use crate::server::ServerStats;
 
@@ -22,6 +23,8 @@ struct Inner {
     servers: Mutex<BTreeMap<String, Arc<ServerStats>>>,
     escapers: Mutex<BTreeMap<String, Arc<EscaperStats>>>,
     resolvers: Mutex<BTreeMap<String, Arc<ResolverStats>>>,
+    /// Process-wide totals, read through the daemon's functions (see `crate::process`).
+    process: Mutex<Vec<ProcessSource>>,
 }
 
 /// The stats objects of one daemon; cheap to clone (one shared set).
@@ -69,6 +72,7 @@ impl StatsRegistry {
             servers: Mutex::default(),
             escapers: Mutex::default(),
             resolvers: Mutex::default(),
+            process: Mutex::default(),
         }))
     }
 
@@ -97,13 +101,40 @@ impl StatsRegistry {
         })
     }
 
+    /// Emits the process-wide relay totals `read` returns (`relay.path.total`)
+    /// from now on; a second call replaces the function and keeps the `stat_id`.
+    pub fn set_relay_path_source(&self, read: fn() -> RelayPathTotals) {
+        self.set_process_source(SourceFn::RelayPaths(read));
+    }
+
+    /// Emits the process-wide kTLS totals `read` returns (`ktls.connection.total`)
+    /// from now on; a second call replaces the function and keeps the `stat_id`.
+    pub fn set_ktls_source(&self, read: fn() -> KtlsTotals) {
+        self.set_process_source(SourceFn::Ktls(read));
+    }
+
+    fn set_process_source(&self, read: SourceFn) {
+        let mut sources = self.0.process.lock();
+        if let Some(s) = sources.iter_mut().find(|s| s.read.same_kind(&read)) {
+            s.read = read;
+            return;
+        }
+        // a source of its own per kind, so the collector's per-object order
+        // of readings never changes when another kind is added later
+        sources.push(ProcessSource {
+            stat_id: self.next_id(),
+            read,
+        });
+    }
+
     /// Names of the servers with stats now (for tests and listings).
     pub fn server_names(&self) -> Vec<String> {
         self.0.servers.lock().keys().cloned().collect()
     }
 
-    /// Visits every object (servers with their users, escapers, resolvers);
-    /// `f` learns whether the object is dropped after this visit.
+    /// Visits every object (servers with their users, escapers, resolvers,
+    /// process-wide sources); `f` learns whether the object is dropped after
+    /// this visit.
     pub(crate) fn visit(&self, f: &mut dyn FnMut(&dyn Readable, bool)) {
         {
             let servers = self.0.servers.lock();
@@ -114,6 +145,10 @@ impl StatsRegistry {
         visit_map(&self.0.servers, f);
         visit_map(&self.0.escapers, f);
         visit_map(&self.0.resolvers, f);
+        // process-wide sources live as long as the registry: never dropped
+        for s in self.0.process.lock().iter() {
+            f(s, false);
+        }
     }
 }
 
