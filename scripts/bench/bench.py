@@ -43,6 +43,9 @@ LUA = os.path.join(HERE, "wrk_report.lua")
 
 PROXY_CORE = "1"
 LOAD_CORE = "0"
+# target ports rotated over the cells (Bench.next_target): more than the cells of a run
+TARGET_HTTP_PORTS = 64
+TARGET_HTTPS_PORTS = 16
 
 # Every peer the benchmark knows: binary, the Debian package, the roles it plays.
 PEERS = {
@@ -238,6 +241,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def distinct_free_ports(n: int) -> list[int]:
+    """n different free ports (free_port() may hand one out twice)."""
+    ports: list[int] = []
+    while len(ports) < n:
+        p = free_port()
+        if p not in ports:
+            ports.append(p)
+    return ports
+
+
 def wait_port(port: int, proc: subprocess.Popen | None, timeout: float = 15.0) -> bool:
     end = time.time() + timeout
     while time.time() < end:
@@ -277,13 +290,20 @@ def _die_with_parent() -> None:
 class Daemon:
     """A server started in the foreground in its own session, stopped by its PID."""
 
-    def __init__(self, name: str, argv: list[str], port: int, workdir: str, core: str):
+    def __init__(self, name: str, argv: list[str], port: int, workdir: str, core: str,
+                 own_session: bool = True):
+        """`own_session=False` for the processes of the load side (the target, the idle
+        sink): with sched autogroup (on in Debian kernels) a session is a scheduling group,
+        and the load generator (in this script's session) and the target must compete on
+        core 0 thread against thread, not group against group (which halved the target's
+        batching and cost the proxied scenarios a third of their rate)."""
         self.name, self.port = name, port
         self.logpath = os.path.join(workdir, f"{name}.out")
         self._log = open(self.logpath, "ab")
+        self.own_session = own_session
         self.proc = subprocess.Popen(
             ["taskset", "-c", core] + argv, stdin=subprocess.DEVNULL,
-            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True, cwd=workdir,
+            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=own_session, cwd=workdir,
             preexec_fn=_die_with_parent)
         self.pid = self.proc.pid  # taskset execs the program: same PID
 
@@ -299,6 +319,18 @@ class Daemon:
             return ""
 
     def stop(self) -> None:
+        if not self.own_session:
+            # a single process in this script's session: signal it alone
+            if self.proc.poll() is None:
+                for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
+                    self.proc.send_signal(sig)
+                    try:
+                        self.proc.wait(wait)
+                        break
+                    except subprocess.TimeoutExpired:
+                        continue
+            self._log.close()
+            return
         if self.proc.poll() is None:
             for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
                 try:
@@ -346,8 +378,16 @@ class Bench:
             self.mode["wrk_conns"] = args.http_conns
         self.work = tempfile.mkdtemp(prefix="px-bench-")
         os.chmod(self.work, 0o755)
-        self.target_http = free_port()
-        self.target_https = free_port()
+        # The target listens on many ports and every cell takes the next one: a cell of new
+        # connections per second leaves ~100k loopback tuples in TIME_WAIT towards the port it
+        # used, which makes every later connect() to that port search longer for a free
+        # source port; without the rotation each subject would pay for the ones before it.
+        ports = distinct_free_ports(TARGET_HTTP_PORTS + TARGET_HTTPS_PORTS)
+        self.target_http_ports = ports[:TARGET_HTTP_PORTS]
+        self.target_https_ports = ports[TARGET_HTTP_PORTS:]
+        self.cells_started = 0
+        self.target_http = self.target_http_ports[0]
+        self.target_https = self.target_https_ports[0]
         self.target: Daemon | None = None
         self.nginx_modules = "/usr/lib/nginx/modules"
         self.results: dict[str, dict[str, dict]] = {}
@@ -377,11 +417,23 @@ class Bench:
                     out.write(f.read())
         for n in ("key.pem", "cert-and-key.pem"):
             os.chmod(os.path.join(w, n), 0o644)
+        def listen(ports: list[int], extra: str) -> str:
+            return "\n        ".join(f"listen 127.0.0.1:{p}{extra} backlog=4096;" for p in ports)
         conf = fill("nginx-target.conf", os.path.join(w, "nginx-target.conf"),
-                    {"DIR": w, "HTTP_PORT": self.target_http, "HTTPS_PORT": self.target_https})
-        self.target = Daemon("nginx-target", ["nginx", "-c", conf, "-p", w], self.target_http, w, LOAD_CORE)
-        if not self.target.ready() or not wait_port(self.target_https, self.target.proc):
+                    {"DIR": w, "HTTP_LISTEN": listen(self.target_http_ports, ""),
+                     "HTTPS_LISTEN": listen(self.target_https_ports, " ssl")})
+        self.target = Daemon("nginx-target", ["nginx", "-c", conf, "-p", w], self.target_http, w, LOAD_CORE,
+                             own_session=False)
+        if not self.target.ready() or not all(
+                wait_port(p, self.target.proc) for p in self.target_http_ports + self.target_https_ports):
             raise RuntimeError("the nginx target did not start:\n" + self.target.log_tail())
+
+    def next_target(self) -> None:
+        """Points the next cell at target ports no recent cell used (see __init__)."""
+        i = self.cells_started
+        self.cells_started += 1
+        self.target_http = self.target_http_ports[i % len(self.target_http_ports)]
+        self.target_https = self.target_https_ports[i % len(self.target_https_ports)]
 
     def teardown(self) -> None:
         if self.target:
@@ -549,7 +601,7 @@ class Bench:
         count = min(want, max(100, (hard - 200) // 2))
         sink_port = free_port()
         sink = Daemon("sink", [self.args.loadgen, "sink", "--listen", f"127.0.0.1:{sink_port}"],
-                      sink_port, d, LOAD_CORE)
+                      sink_port, d, LOAD_CORE, own_session=False)
         holder = None
         try:
             if not sink.ready():
@@ -563,7 +615,7 @@ class Bench:
                                      "--target", f"127.0.0.1:{sink_port}", "--count", str(count),
                                      "--ready-file", ready, "--hold", "600", "--timeout", "5",
                                      "--duration", "60"],
-                            0, d, LOAD_CORE)
+                            0, d, LOAD_CORE, own_session=False)
             deadline = time.time() + 90
             while not os.path.exists(ready):
                 if time.time() > deadline or holder.proc.poll() is not None:
@@ -638,6 +690,7 @@ class Bench:
 
     def _cell(self, sc: dict, subject: str) -> dict:
         name = sc["name"]
+        self.next_target()
         if subject == "direct":
             if sc["kind"] == "idle":
                 return {"status": "not_applicable"}

@@ -273,6 +273,11 @@ impl ListenerSet {
         worker: Option<&Worker>,
         follow_cpu: bool,
     ) -> std::io::Result<Entry> {
+        // accepted sockets inherit TCP_NODELAY from their listener: one setsockopt here
+        // instead of one per connection (set again on sockets taken over from an old process)
+        if let Err(e) = socket2::SockRef::from(&socket).set_tcp_nodelay(true) {
+            warn!("server {}: TCP_NODELAY on the listener: {e}", server.name());
+        }
         let (stop, stop_rx) = watch::channel(false);
         let tasks = self.tasks.clone();
         let (listener, join) = match worker {
@@ -449,7 +454,6 @@ async fn accept_loop(
             r = listener.accept() => match r {
                 Ok((stream, peer)) => {
                     let srv = server.get();
-                    let _ = stream.set_nodelay(true);
                     let client = ClientInfo::direct(peer, local);
                     match &placement {
                         Placement::Here => {

@@ -12,6 +12,8 @@ use crate::config::WorkerConfig;
 struct Probe {
     listen: ListenConfig,
     threads: Mutex<Vec<String>>,
+    /// TCP_NODELAY of each accepted socket.
+    nodelay: Mutex<Vec<bool>>,
 }
 
 #[async_trait]
@@ -25,7 +27,8 @@ impl Server for Probe {
     fn listen(&self) -> Option<&ListenConfig> {
         Some(&self.listen)
     }
-    async fn serve_tcp(&self, _s: TcpStream, _c: ClientInfo) {
+    async fn serve_tcp(&self, s: TcpStream, _c: ClientInfo) {
+        self.nodelay.lock().unwrap().push(s.nodelay().unwrap());
         let name = std::thread::current().name().unwrap_or("?").to_string();
         self.threads.lock().unwrap().push(name);
     }
@@ -57,6 +60,7 @@ async fn run(in_worker: bool, n: usize) -> (usize, Vec<String>) {
     let probe = Arc::new(Probe {
         listen: listen.clone(),
         threads: Mutex::new(Vec::new()),
+        nodelay: Mutex::new(Vec::new()),
     });
     let handle: Arc<Handle<dyn Server>> = Arc::new(Handle::new("probe", probe.clone()));
     set.spawn(Arc::clone(&handle), &listen, None).unwrap();
@@ -76,6 +80,10 @@ async fn run(in_worker: bool, n: usize) -> (usize, Vec<String>) {
         .unwrap();
     workers.shutdown(Duration::from_secs(5));
     let threads = probe.threads.lock().unwrap().clone();
+    // set once on the listener, inherited by every accepted socket
+    let nodelay = probe.nodelay.lock().unwrap().clone();
+    assert_eq!(nodelay.len(), threads.len());
+    assert!(nodelay.iter().all(|on| *on), "TCP_NODELAY: {nodelay:?}");
     (sockets, threads)
 }
 
@@ -183,6 +191,7 @@ async fn follow_cpu_affinity_sets_incoming_cpu_on_pinned_worker_sockets() {
     let probe = Arc::new(Probe {
         listen: listen.clone(),
         threads: Mutex::new(Vec::new()),
+        nodelay: Mutex::new(Vec::new()),
     });
     let handle: Arc<Handle<dyn Server>> = Arc::new(Handle::new("probe", probe));
     set.spawn(handle, &listen, None).unwrap();
