@@ -69,6 +69,8 @@ fi
 export PX_PYTHON="$VENV_PY"
 
 # ---- build and test --------------------------------------------------------
+# Incremental caches would add ~3 GiB to target/ for builds that are made once per run.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 # build-time packages (cmake for the vendored c-ares), shared with run-example.sh
 scripts/deps.sh build
 TONGSUO_BIN="$ROOT/target/tongsuo/g3proxy"
