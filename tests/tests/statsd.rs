@@ -274,6 +274,22 @@ fn counters_match_the_requests_made() {
         why()
     );
     assert!(sink.sum("g3proxy.resolver.query.driver.total", &a) >= 1);
+    // dnsmasq knows only the A record and has no upstream: it answers AAAA
+    // with REFUSED, which is the server's refusal, not a server failure
+    let aaaa = [("resolver", "default"), ("rr_type", "AAAA")];
+    let aaaa_sent = sink.sum("g3proxy.resolver.query.driver.total", &aaaa);
+    assert_eq!(
+        sink.sum("g3proxy.resolver.query.server.refused", &aaaa),
+        aaaa_sent,
+        "{}",
+        why()
+    );
+    assert_eq!(
+        sink.sum("g3proxy.resolver.query.server.serv_fail", &aaaa),
+        0,
+        "{}",
+        why()
+    );
     assert!(
         sink.last(
             "g3proxy.resolver.memory.cache.capacity",

@@ -37,6 +37,7 @@ pub(crate) fn driver_result(r: &Result<Answer, Failure>) -> DriverResult {
     match r {
         Ok(a) if a.addrs.is_empty() => DriverResult::NotFound,
         Ok(_) => DriverResult::Ok,
+        Err(f) if f.server_refused => DriverResult::Refused,
         Err(f) => match f.error {
             ResolveError::Timeout => DriverResult::Timeout,
             ResolveError::NotFound(_) => DriverResult::NotFound,
@@ -67,6 +68,8 @@ mod tests {
         assert_eq!(driver_result(&t), DriverResult::Timeout);
         let s: Result<Answer, Failure> = Err(ResolveError::ServerFailure("x".into()).into());
         assert_eq!(driver_result(&s), DriverResult::ServFail);
+        let r: Result<Answer, Failure> = Err(Failure::server_refused());
+        assert_eq!(driver_result(&r), DriverResult::Refused);
         assert_eq!(rr_type(AddrFamily::Ipv6).as_str(), "AAAA");
     }
 }

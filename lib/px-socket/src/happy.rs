@@ -169,7 +169,8 @@ impl Candidates {
     }
 }
 
-type Attempt = Pin<Box<dyn Future<Output = Result<TcpStream, ConnectError>> + Send>>;
+/// A connected stream and the address it reached (kept so callers need no `getpeername`).
+type Attempt = Pin<Box<dyn Future<Output = Result<(TcpStream, SocketAddr), ConnectError>> + Send>>;
 
 fn start(addr: SocketAddr, bind: &Bind, cfg: &EgressConfig) -> Attempt {
     let bind_ip = match bind.for_addr(&addr) {
@@ -179,7 +180,10 @@ fn start(addr: SocketAddr, bind: &Bind, cfg: &EgressConfig) -> Attempt {
     let timeout = cfg.tcp_connect.each_timeout;
     let misc = cfg.misc;
     let keepalive = cfg.keepalive;
-    Box::pin(async move { connect_tcp(addr, bind_ip, timeout, &misc, &keepalive).await })
+    Box::pin(async move {
+        let stream = connect_tcp(addr, bind_ip, timeout, &misc, &keepalive).await?;
+        Ok((stream, addr))
+    })
 }
 
 fn merge_resolve(kept: Option<ResolveError>, new: ResolveError) -> ResolveError {
@@ -201,6 +205,7 @@ fn merge_resolve(kept: Option<ResolveError>, new: ResolveError) -> ResolveError 
 /// Connects to a target (a literal IP or a domain resolved through `resolver`)
 /// the happy-eyeballs way; see the module doc. Every address is checked
 /// against `acl`; when all are forbidden the error is [`ConnectError::ForbiddenIp`].
+/// Returns the stream and the address it connected to.
 pub async fn happy_eyeballs_connect(
     resolver: &dyn Resolver,
     target: &UpstreamAddr,
@@ -208,7 +213,7 @@ pub async fn happy_eyeballs_connect(
     acl: &NetworkAcl,
     bind: &Bind,
     cfg: &EgressConfig,
-) -> Result<TcpStream, ConnectError> {
+) -> Result<(TcpStream, SocketAddr), ConnectError> {
     let fut = connect_inner(resolver, target, strategy, acl, bind, cfg);
     match cfg.overall_timeout {
         Some(t) => tokio::time::timeout(t, fut)
@@ -225,7 +230,7 @@ async fn connect_inner(
     acl: &NetworkAcl,
     bind: &Bind,
     cfg: &EgressConfig,
-) -> Result<TcpStream, ConnectError> {
+) -> Result<(TcpStream, SocketAddr), ConnectError> {
     let domain = match &target.host {
         Host::Ip(ip) => {
             let addr = SocketAddr::new(*ip, target.port);
@@ -314,7 +319,7 @@ async fn connect_inner(
 
         tokio::select! {
             r = attempts.next(), if !attempts.is_empty() => match r {
-                Some(Ok(stream)) => return Ok(stream),
+                Some(Ok(connected)) => return Ok(connected),
                 Some(Err(e)) => {
                     log::debug!("connect attempt to {target} failed: {e}");
                     connect_err = Some(more_informative(connect_err.take(), e));

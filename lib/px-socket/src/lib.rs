@@ -9,9 +9,9 @@
 //! use px_core::{UpstreamAddr, ResolveStrategy, value::NetworkAcl};
 //! use px_socket::{Bind, EgressConfig, happy_eyeballs_connect};
 //! let target = UpstreamAddr::parse("example.com:443", None).unwrap_or_else(|| unreachable!());
-//! let stream = happy_eyeballs_connect(resolver, &target, ResolveStrategy::default(),
+//! let (stream, peer_addr) = happy_eyeballs_connect(resolver, &target, ResolveStrategy::default(),
 //!     &NetworkAcl::permit_all(), &Bind::default(), &EgressConfig::default()).await?;
-//! # drop(stream); Ok(()) }
+//! # drop((stream, peer_addr)); Ok(()) }
 //! ```
 
 pub mod connect;

@@ -101,7 +101,7 @@ async fn literal_ip_connects_and_binds() {
         v6: BindIp::Any,
     };
     let r = table(&[], &[]);
-    let s = happy_eyeballs_connect(
+    let (s, reached) = happy_eyeballs_connect(
         &r,
         &target,
         ResolveStrategy::default(),
@@ -111,6 +111,7 @@ async fn literal_ip_connects_and_binds() {
     )
     .await
     .unwrap();
+    assert_eq!(reached, l.local_addr().unwrap());
     assert_eq!(
         s.local_addr().unwrap().ip(),
         "127.0.0.2".parse::<IpAddr>().unwrap()
@@ -191,7 +192,7 @@ async fn forbidden_ip_is_skipped_or_reported() {
         records: vec![("127.0.0.9/32".parse().unwrap(), AclAction::Forbid)],
     };
     let r = table(&["127.0.0.9", "127.0.0.1"], &[]);
-    let s = happy_eyeballs_connect(
+    let (s, peer) = happy_eyeballs_connect(
         &r,
         &domain(port),
         strategy(QueryStrategy::Ipv4Only),
@@ -201,7 +202,8 @@ async fn forbidden_ip_is_skipped_or_reported() {
     )
     .await
     .unwrap();
-    assert_eq!(s.peer_addr().unwrap(), l.local_addr().unwrap());
+    assert_eq!(peer, s.peer_addr().unwrap());
+    assert_eq!(peer, l.local_addr().unwrap());
 }
 
 #[tokio::test]
@@ -211,7 +213,7 @@ async fn domain_resolves_and_falls_back_across_families() {
     // IPv6 preferred but nothing listens there: refused, then IPv4 at once
     let r = table(&["127.0.0.1"], &["::1"]);
     let start = Instant::now();
-    let s = happy_eyeballs_connect(
+    let (s, peer) = happy_eyeballs_connect(
         &r,
         &domain(port),
         strategy(QueryStrategy::Ipv6First),
@@ -221,7 +223,8 @@ async fn domain_resolves_and_falls_back_across_families() {
     )
     .await
     .unwrap();
-    assert!(s.peer_addr().unwrap().is_ipv4());
+    assert_eq!(peer, s.peer_addr().unwrap());
+    assert!(peer.is_ipv4());
     assert!(
         start.elapsed() < Duration::from_millis(200),
         "{:?}",
@@ -242,7 +245,7 @@ async fn resolution_delay_waits_for_preferred_family() {
     // IPv4 answers at once, IPv6 (preferred) 20ms later: within the 50ms delay
     let mut r = table(&["127.0.0.1"], &["::1"]);
     r.v6_delay = Duration::from_millis(20);
-    let s = happy_eyeballs_connect(
+    let (s, peer) = happy_eyeballs_connect(
         &r,
         &domain(port),
         strategy(QueryStrategy::Ipv6First),
@@ -252,10 +255,11 @@ async fn resolution_delay_waits_for_preferred_family() {
     )
     .await
     .unwrap();
-    assert!(s.peer_addr().unwrap().is_ipv6());
+    assert_eq!(peer, s.peer_addr().unwrap());
+    assert!(peer.is_ipv6());
     // IPv6 answers after 300ms: IPv4 is used after the resolution delay
     r.v6_delay = Duration::from_millis(300);
-    let s = happy_eyeballs_connect(
+    let (s, peer) = happy_eyeballs_connect(
         &r,
         &domain(port),
         strategy(QueryStrategy::Ipv6First),
@@ -265,7 +269,8 @@ async fn resolution_delay_waits_for_preferred_family() {
     )
     .await
     .unwrap();
-    assert!(s.peer_addr().unwrap().is_ipv4());
+    assert_eq!(peer, s.peer_addr().unwrap());
+    assert!(peer.is_ipv4());
 }
 
 #[tokio::test]
@@ -279,7 +284,7 @@ async fn stalled_attempt_is_raced_after_attempt_delay() {
     let mut cfg = EgressConfig::default();
     cfg.happy_eyeballs.connection_attempt_delay = Duration::from_millis(100);
     let start = Instant::now();
-    let s = happy_eyeballs_connect(
+    let (s, peer) = happy_eyeballs_connect(
         &r,
         &domain(port),
         strategy(QueryStrategy::Ipv4Only),
@@ -289,8 +294,9 @@ async fn stalled_attempt_is_raced_after_attempt_delay() {
     )
     .await
     .unwrap();
+    assert_eq!(peer, s.peer_addr().unwrap());
     let took = start.elapsed();
-    assert_eq!(s.peer_addr().unwrap(), good.local_addr().unwrap());
+    assert_eq!(peer, good.local_addr().unwrap());
     assert!(
         took >= Duration::from_millis(90) && took < Duration::from_millis(600),
         "{took:?}"

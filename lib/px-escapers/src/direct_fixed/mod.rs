@@ -146,7 +146,7 @@ pub(crate) async fn connect_direct(
 ) -> Result<UpstreamConn, ConnectError> {
     stats.add_attempt();
     let resolver = cfg.resolver.get();
-    let stream = happy_eyeballs_connect(
+    let connected = happy_eyeballs_connect(
         &*resolver,
         &req.target,
         strategy,
@@ -155,9 +155,8 @@ pub(crate) async fn connect_direct(
         &cfg.egress,
     )
     .await;
-    let stream = crate::common::stats::connected(stats, stream)?;
+    let (stream, peer_addr) = crate::common::stats::connected(stats, connected)?;
     let local_addr = stream.local_addr().map_err(ConnectError::Io)?;
-    let peer_addr = stream.peer_addr().map_err(ConnectError::Io)?;
     log::debug!(
         "escaper {name}: {} -> {peer_addr} via {local_addr}",
         req.target

@@ -67,11 +67,29 @@ pub(crate) struct Failure {
     pub(crate) error: ResolveError,
     /// The negative TTL from the SOA of an NXDOMAIN/NODATA answer.
     pub(crate) ttl: Option<u32>,
+    /// The server answered REFUSED: a server failure for the client (not the
+    /// proxy's policy, so not a 403), counted as `resolver.query.server.refused`.
+    pub(crate) server_refused: bool,
+}
+
+impl Failure {
+    /// A REFUSED answer from the DNS server.
+    pub(crate) fn server_refused() -> Self {
+        Failure {
+            error: ResolveError::ServerFailure("query refused by server".to_string()),
+            ttl: None,
+            server_refused: true,
+        }
+    }
 }
 
 impl From<ResolveError> for Failure {
     fn from(error: ResolveError) -> Self {
-        Failure { error, ttl: None }
+        Failure {
+            error,
+            ttl: None,
+            server_refused: false,
+        }
     }
 }
 

@@ -27,6 +27,7 @@ impl Driver for Script {
                 "nx.test" => Err(Failure {
                     error: ResolveError::NotFound(domain),
                     ttl: Some(1),
+                    server_refused: false,
                 }),
                 "fail.test" => Err(ResolveError::ServerFailure("boom".into()).into()),
                 "slow.test" => {

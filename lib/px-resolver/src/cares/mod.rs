@@ -139,13 +139,15 @@ fn answer(records: impl Iterator<Item = (IpAddr, i32)>) -> Answer {
 
 fn failure(e: c_ares::Error, domain: String) -> Failure {
     use c_ares::Error as E;
+    if e == E::EREFUSED {
+        return Failure::server_refused();
+    }
     let error = match e {
         E::ENODATA | E::ENOTFOUND => ResolveError::NotFound(domain),
         E::ETIMEOUT => ResolveError::Timeout,
         E::EBADNAME => ResolveError::InvalidName,
         E::ECONNREFUSED => ResolveError::ServerFailure("connection refused".to_string()),
         E::ESERVFAIL => ResolveError::ServerFailure("server failure (SERVFAIL)".to_string()),
-        E::EREFUSED => ResolveError::ServerFailure("query refused by server".to_string()),
         other => ResolveError::ServerFailure(other.to_string()),
     };
     error.into()
@@ -172,6 +174,9 @@ mod tests {
             f(c_ares::Error::ECONNREFUSED),
             ResolveError::ServerFailure(_)
         ));
+        let refused = failure(c_ares::Error::EREFUSED, "x.test".into());
+        assert!(refused.server_refused);
+        assert!(matches!(refused.error, ResolveError::ServerFailure(_)));
     }
 
     #[test]

@@ -44,6 +44,7 @@ use std::time::Duration;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig};
 use hickory_resolver::lookup::Lookup;
 use hickory_resolver::net::{DnsError, NetError, NoRecords};
+use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{RData, RecordType};
 use px_core::{AddrFamily, ModuleLookup, ResolveError, Resolver};
 use px_yaml::{ConfigError, MapReader};
@@ -210,8 +211,10 @@ fn failure(e: NetError, domain: String) -> Failure {
         NetError::Dns(DnsError::NoRecordsFound(NoRecords { negative_ttl, .. })) => Failure {
             error: ResolveError::NotFound(domain),
             ttl: negative_ttl,
+            server_refused: false,
         },
         NetError::Timeout => ResolveError::Timeout.into(),
+        NetError::Dns(DnsError::ResponseCode(ResponseCode::Refused)) => Failure::server_refused(),
         NetError::Dns(DnsError::ResponseCode(code)) => {
             ResolveError::ServerFailure(format!("server answered {code}")).into()
         }
